@@ -1,0 +1,159 @@
+"""The ``churn-assets`` command: generate sample data, run the pipeline headlessly, open the UI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from churn_assets.settings import Settings, SettingsError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(**_overrides(args))
+        return args.handler(args, settings)
+    except SettingsError as exc:
+        print(f"churn-assets: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="churn-assets",
+        description="Churn assets: raw transactions to a budget-constrained retention plan.",
+    )
+    parser.add_argument("--home", type=Path, help="data root (default: $CHURN_HOME or ./data)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="write sample data into $CHURN_HOME/landing/")
+    generate.add_argument("--customers", type=int, default=None, help="customers (default 20000)")
+    generate.add_argument("--start", type=date.fromisoformat, default=None, help="first day, YYYY-MM-DD")
+    generate.add_argument("--months", type=int, default=None, help="months of history (default 24)")
+    generate.add_argument("--seed", type=int, default=None, help="random seed (default $CHURN_SEED)")
+    generate.add_argument(
+        "--dirty-share", type=float, default=0.0,
+        help="share of transaction rows with injected defects, plus one file with a wrong header",
+    )
+    generate.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    generate.set_defaults(handler=_generate)
+
+    run = commands.add_parser(
+        "run", help="ingest landing (generating sample data if it is empty) and materialize the pipeline"
+    )
+    run.add_argument("--verbose", action="store_true", help="show Dagster's own log lines")
+    run.set_defaults(handler=_run)
+
+    dev = commands.add_parser("dev", help="open the Dagster UI (webserver and daemon) on 127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(handler=_dev)
+
+    show = commands.add_parser("settings", help="print every setting, its variable and its value")
+    show.set_defaults(handler=_settings)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    return {"churn_home": args.home} if args.home else {}
+
+
+def _generate(args, settings: Settings) -> int:
+    from churn_assets.core.generate import SampleConfig, generate_sample, write_landing, write_truth
+
+    config = SampleConfig(
+        customers=args.customers or settings.sample_customers,
+        start=args.start or settings.sample_start,
+        months=args.months or settings.sample_months,
+        seed=settings.seed if args.seed is None else args.seed,
+        dirty_share=args.dirty_share,
+    )
+    _generate_into(settings, config, args.format)
+    return 0
+
+
+def _generate_into(settings: Settings, config, file_format: str = "csv") -> None:
+    from churn_assets.core.generate import generate_sample, write_landing, write_truth
+
+    print(
+        f"Generating {config.customers:,} customers over {config.months} months from "
+        f"{config.start.isoformat()} (seed {config.seed}, dirty share {config.dirty_share:g}) ...",
+        flush=True,
+    )
+    started = time.perf_counter()
+    sample = generate_sample(config)
+    written = write_landing(sample, settings.landing_dir, file_format)
+    truth = write_truth(sample, settings.truth_dir)
+    print(
+        f"  {len(sample.transactions):,} transactions, {len(sample.customers):,} customers, "
+        f"{len(sample.web_sessions):,} web sessions in {len(written)} files under "
+        f"{settings.landing_dir} ({time.perf_counter() - started:.1f} s)\n"
+        f"  latent truth (for evaluation only): {truth}"
+    )
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Point DAGSTER_HOME at a persistent instance (default $CHURN_HOME/dagster) with our dagster.yaml."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    template = PROJECT_ROOT / "dagster.yaml"
+    if not config.exists() and template.exists():
+        shutil.copyfile(template, config)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _run(args, settings: Settings) -> int:
+    from churn_assets.core.generate import SampleConfig
+    from churn_assets.core.landing import scan_landing
+    from churn_assets.runner import run_pipeline
+
+    home = ensure_dagster_home(settings)
+    if not scan_landing(settings.landing_dir)[0]:
+        print(f"Landing folder {settings.landing_dir} is empty: generating sample data first.")
+        _generate_into(
+            settings,
+            SampleConfig(
+                customers=settings.sample_customers,
+                start=settings.sample_start,
+                months=settings.sample_months,
+                seed=settings.seed,
+            ),
+        )
+    print(f"Dagster instance: {home} (open the UI with: churn-assets dev)")
+    report = run_pipeline(settings, verbose=args.verbose, echo=print)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _dev(args, settings: Settings) -> int:
+    home = ensure_dagster_home(settings)
+    os.environ.setdefault("CHURN_HOME", str(settings.churn_home.resolve()))
+    command = [
+        "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+        "-h", "127.0.0.1", "-p", str(args.port),
+    ]
+    print(f"DAGSTER_HOME={home}\n$ {' '.join(command)}", flush=True)
+    return subprocess.call(command, cwd=PROJECT_ROOT)
+
+
+def _settings(args, settings: Settings) -> int:
+    width = max(len(env) for env, _, _ in settings.describe())
+    for env, value, doc in settings.describe():
+        print(f"{env:<{width}}  {value:<24}  {doc}")
+    print(f"{'DAGSTER_HOME':<{width}}  {os.environ.get('DAGSTER_HOME') or settings.dagster_home!s:<24}  "
+          "Dagster instance folder (runs, schedules, sensor cursors).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

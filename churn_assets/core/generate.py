@@ -1,0 +1,373 @@
+"""Synthetic non-contractual e-commerce data with a known latent truth.
+
+Each customer joins at some time, buys as a Poisson process at their own rate (seasonal, and
+slowing in the weeks before they leave), spends around their own level (gamma-gamma), and stops
+buying at an unobserved dropout time. Web sessions fade before dropout. The truth (dropout time,
+rate, spend level) is returned separately so evaluation can score decisions against it; the
+pipeline never reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+CATEGORIES = ("apparel", "beauty", "electronics", "grocery", "home", "sports")
+CHANNELS = ("web", "app", "store")
+COUNTRIES = ("DE", "FR", "GB", "NL", "ES", "US")
+SEGMENTS = ("consumer", "small_business", "vip")
+# Orders per month relative to the yearly mean: a summer dip and a Nov/Dec peak.
+SEASONALITY = np.array([0.9, 0.85, 0.95, 0.95, 1.0, 0.95, 0.9, 0.92, 1.0, 1.05, 1.3, 1.45])
+_SEGMENT_SHARE = np.array([0.72, 0.18, 0.10])
+_SEGMENT_RATE = np.array([1.0, 1.4, 2.0])  # purchase-rate multiplier
+_SEGMENT_SPEND = np.array([45.0, 120.0, 85.0])  # mean order value
+_SEGMENT_LIFETIME = np.array([1.0, 1.3, 1.8])  # lifetime multiplier
+_MEAN_RATE_PER_DAY = 1.1 / 30.4
+_MEAN_LIFETIME_DAYS = 420.0
+_SLOWDOWN_DAYS = 45.0  # purchases and sessions thin out over the weeks before dropout
+_REFUND_SHARE = 0.03
+_SESSIONS_PER_ORDER = 1.0
+TRANSACTION_COLUMNS = (
+    "order_id", "customer_id", "order_ts", "amount", "quantity", "product_category", "channel"
+)
+DEFECTS = (
+    "duplicate_order",
+    "conflicting_duplicate",
+    "missing_customer_id",
+    "bad_date",
+    "bad_amount",
+    "future_date",
+)
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    customers: int = 20_000
+    start: date = date(2024, 1, 1)
+    months: int = 24
+    seed: int = 42
+    dirty_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.customers <= 0 or self.months <= 0:
+            raise ValueError("customers and months must be positive")
+        if not 0.0 <= self.dirty_share < 0.5:
+            raise ValueError(f"dirty share must be in [0, 0.5), got {self.dirty_share}")
+
+    @property
+    def end(self) -> pd.Timestamp:
+        return pd.Timestamp(self.start) + pd.DateOffset(months=self.months)
+
+
+@dataclass(frozen=True)
+class SampleData:
+    """Generated tables. ``transactions`` values are text when defects were injected."""
+
+    transactions: pd.DataFrame
+    customers: pd.DataFrame
+    web_sessions: pd.DataFrame
+    truth: pd.DataFrame
+    bad_header_file: pd.DataFrame | None = None
+
+
+def generate_sample(config: SampleConfig) -> SampleData:
+    """All tables for ``config``; the same config always gives the same data."""
+    rng = np.random.default_rng(config.seed)
+    start = pd.Timestamp(config.start)
+    horizon_days = (config.end - start).days
+    people = _draw_customers(rng, config.customers, horizon_days)
+    orders = _draw_orders(rng, people, start, horizon_days)
+    refunds = _draw_refunds(rng, orders, start, horizon_days)
+    rows = _number_orders(pd.concat([orders, refunds], ignore_index=True))
+    transactions = transactions_table(rows, start)
+    sessions = _draw_sessions(rng, people, start, horizon_days)
+    customers, truth = _customer_tables(people, start)
+    bad_header = None
+    if config.dirty_share > 0:
+        transactions = inject_defects(transactions, rng, config.dirty_share)
+        bad_header = _bad_header_file(transactions)
+    return SampleData(transactions, customers, sessions, truth, bad_header)
+
+
+def _draw_customers(rng: np.random.Generator, n: int, horizon_days: int) -> dict[str, np.ndarray]:
+    segment = rng.choice(len(SEGMENTS), size=n, p=_SEGMENT_SHARE)
+    # A launch cohort in the first month, then steady acquisition.
+    launch = rng.random(n) < 0.2
+    signup = np.where(
+        launch, rng.uniform(0, 30, n), rng.uniform(0, max(horizon_days - 30, 31), n)
+    )
+    opt_in = rng.random(n) < 0.6
+    loyalty = rng.poisson(np.where(segment == 2, 400, 60)) * (rng.random(n) < 0.7)
+    rate = rng.gamma(1.3, _MEAN_RATE_PER_DAY / 1.3, n) * _SEGMENT_RATE[segment]
+    spend = rng.gamma(3.0, _SEGMENT_SPEND[segment] / 3.0)
+    lifetime_scale = (
+        _MEAN_LIFETIME_DAYS * _SEGMENT_LIFETIME[segment] * np.where(opt_in, 1.2, 0.85)
+    )
+    lifetime = rng.exponential(rng.gamma(2.0, lifetime_scale / 2.0))
+    return {
+        "segment": segment,
+        "signup": signup,
+        "dropout": signup + lifetime,
+        "rate": rate,
+        "spend": spend,
+        "opt_in": opt_in,
+        "loyalty": loyalty.astype(np.int64),
+        "country": rng.choice(len(COUNTRIES), size=n, p=[0.3, 0.2, 0.2, 0.1, 0.1, 0.1]),
+        "category": rng.integers(0, len(CATEGORIES), n),
+        "channel": rng.choice(len(CHANNELS), size=n, p=[0.5, 0.35, 0.15]),
+    }
+
+
+def _poisson_times(
+    rng: np.random.Generator,
+    rate: np.ndarray,
+    begin: np.ndarray,
+    end: np.ndarray,
+    intensity,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Event times of inhomogeneous Poisson processes by thinning: (owner index, time in days).
+
+    ``intensity(owner, t)`` returns a factor in [0, 1] relative to ``rate``; vectorised over all
+    customers at once, so a million events cost a few numpy calls rather than a Python loop.
+    """
+    length = np.clip(end - begin, 0, None)
+    counts = rng.poisson(rate * length)
+    owner = np.repeat(np.arange(len(rate)), counts)
+    t = begin[owner] + rng.random(owner.size) * length[owner]
+    keep = rng.random(owner.size) < intensity(owner, t)
+    order = np.lexsort((t[keep], owner[keep]))
+    return owner[keep][order], t[keep][order]
+
+
+def _season(start: pd.Timestamp, t: np.ndarray) -> np.ndarray:
+    month_index = (start.month - 1 + (t / 30.4375).astype(np.int64)) % 12
+    return SEASONALITY[month_index]
+
+
+def _slowdown(dropout: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """1 far from dropout, falling linearly to 0.3 at dropout."""
+    return 0.3 + 0.7 * np.clip((dropout - t) / _SLOWDOWN_DAYS, 0.0, 1.0)
+
+
+def _draw_orders(rng, people, start, horizon_days) -> pd.DataFrame:
+    peak = SEASONALITY.max()
+    begin = people["signup"]
+    end = np.minimum(people["dropout"], horizon_days)
+
+    def intensity(owner, t):
+        return _season(start, t) / peak * _slowdown(people["dropout"][owner], t)
+
+    owner, t = _poisson_times(rng, people["rate"] * peak, begin, end, intensity)
+    # Almost everyone buys when they sign up: that first order starts the relationship.
+    first = np.flatnonzero((rng.random(len(begin)) < 0.9) & (begin < end))
+    owner = np.concatenate([first, owner])
+    t = np.concatenate([begin[first] + rng.uniform(0, np.minimum(0.5, end - begin)[first]), t])
+    n = owner.size
+    favourite = rng.random(n) < 0.6
+    category = np.where(favourite, people["category"][owner], rng.integers(0, len(CATEGORIES), n))
+    usual = rng.random(n) < 0.75
+    channel = np.where(usual, people["channel"][owner], rng.integers(0, len(CHANNELS), n))
+    quantity = 1 + rng.poisson(0.6, n)
+    amount = np.round(rng.gamma(6.0, people["spend"][owner] / 6.0), 2) + 0.0
+    return pd.DataFrame(
+        {
+            "customer_index": owner,
+            "t": t,
+            "amount": np.maximum(amount, 1.0),
+            "quantity": quantity,
+            "product_category": np.asarray(CATEGORIES)[category],
+            "channel": np.asarray(CHANNELS)[channel],
+            "is_refund": False,
+        }
+    )
+
+
+def _draw_refunds(rng, orders: pd.DataFrame, start, horizon_days) -> pd.DataFrame:
+    refunded = orders[rng.random(len(orders)) < _REFUND_SHARE].copy()
+    refunded["t"] = refunded["t"] + rng.uniform(1, 30, len(refunded))
+    full = rng.random(len(refunded)) < 0.7
+    refunded["amount"] = -np.where(full, refunded["amount"], np.round(refunded["amount"] / 2, 2))
+    refunded["is_refund"] = True
+    return refunded[refunded["t"] < horizon_days]
+
+
+def _number_orders(rows: pd.DataFrame) -> pd.DataFrame:
+    rows = rows.sort_values(["t", "customer_index"], kind="stable").reset_index(drop=True)
+    prefix = np.where(rows["is_refund"], "R", "O")
+    number = np.char.zfill(np.arange(1, len(rows) + 1).astype(str), 9)
+    rows["order_id"] = np.char.add(prefix.astype(str), number)
+    return rows
+
+
+def _timestamps(start: pd.Timestamp, t: np.ndarray) -> pd.Series:
+    seconds = np.floor(np.asarray(t) * 86400).astype(np.int64).astype("timedelta64[s]")
+    return pd.Series(np.datetime64(start.to_datetime64(), "s") + seconds)
+
+
+def timestamp_text(values: pd.Series) -> pd.Series:
+    """ISO text 'YYYY-MM-DD HH:MM:SS'; numpy's formatter is several times faster than strftime."""
+    text = np.datetime_as_string(values.to_numpy().astype("datetime64[s]"), unit="s")
+    return pd.Series(text, index=values.index).str.replace("T", " ", regex=False)
+
+
+def _month(values: pd.Series) -> np.ndarray:
+    return values.to_numpy().astype("datetime64[M]")
+
+
+def _customer_id(index: np.ndarray) -> np.ndarray:
+    return 100_001 + np.asarray(index, dtype=np.int64)
+
+
+def _draw_sessions(rng, people, start, horizon_days) -> pd.DataFrame:
+    begin = people["signup"]
+    end = np.minimum(people["dropout"] + 60.0, horizon_days)
+
+    def intensity(owner, t):
+        return 0.05 + 0.95 * (_slowdown(people["dropout"][owner], t) - 0.3) / 0.7
+
+    owner, t = _poisson_times(
+        rng, people["rate"] * _SESSIONS_PER_ORDER * 1.6, begin, end, intensity
+    )
+    frame = pd.DataFrame(
+        {"customer_id": _customer_id(owner), "session_ts": _timestamps(start, t)}
+    )
+    return frame.sort_values(["session_ts", "customer_id"], kind="stable", ignore_index=True)
+
+
+def _customer_tables(people, start) -> tuple[pd.DataFrame, pd.DataFrame]:
+    n = len(people["signup"])
+    ids = _customer_id(np.arange(n))
+    signup_ts = _timestamps(start, people["signup"])
+    customers = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "signup_ts": signup_ts,
+            "segment": np.asarray(SEGMENTS)[people["segment"]],
+            "country": np.asarray(COUNTRIES)[people["country"]],
+            "loyalty_points": people["loyalty"],
+            "marketing_opt_in": people["opt_in"],
+        }
+    ).sort_values(["signup_ts", "customer_id"], kind="stable", ignore_index=True)
+    truth = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "signup_ts": signup_ts,
+            "dropout_ts": _timestamps(start, people["dropout"]),
+            "purchase_rate_per_year": people["rate"] * 365.25,
+            "mean_order_value": people["spend"],
+            "segment": np.asarray(SEGMENTS)[people["segment"]],
+        }
+    )
+    return customers, truth
+
+
+def transactions_table(rows: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
+    """The landed transaction columns from generated order rows, plus ``landing_month``."""
+    order_ts = _timestamps(start, rows["t"].to_numpy())
+    return pd.DataFrame(
+        {
+            "order_id": rows["order_id"],
+            "customer_id": _customer_id(rows["customer_index"].to_numpy()),
+            "order_ts": order_ts,
+            "amount": rows["amount"],
+            "quantity": rows["quantity"],
+            "product_category": rows["product_category"],
+            "channel": rows["channel"],
+            "landing_month": _month(order_ts),
+        }
+    )
+
+
+def inject_defects(transactions: pd.DataFrame, rng: np.random.Generator, share: float) -> pd.DataFrame:
+    """Text-valued copy of ``transactions`` with about ``share`` of rows defective.
+
+    Defects cycle through ``DEFECTS``; the column ``defect`` names each one (None when clean) so
+    tests and reports can check that every defect is caught downstream. Duplicates are added as
+    extra rows right after their original, in the same landing file.
+    """
+    text = transactions.assign(
+        customer_id=transactions["customer_id"].astype(str),
+        order_ts=timestamp_text(transactions["order_ts"]),
+        amount=transactions["amount"].map("{:.2f}".format),
+        quantity=transactions["quantity"].astype(str),
+        defect=None,
+    ).astype({c: object for c in TRANSACTION_COLUMNS})
+    chosen = np.sort(rng.choice(len(text), size=int(round(share * len(text))), replace=False))
+    kinds = np.asarray(DEFECTS)[np.arange(chosen.size) % len(DEFECTS)]
+    broken_values = {
+        "missing_customer_id": ("customer_id", None),
+        "bad_date": ("order_ts", "31/02/2024 25:61"),
+        "bad_amount": ("amount", "12,5O EUR"),
+        "future_date": ("order_ts", "2099-01-01 00:00:00"),
+    }
+    for kind, (column, value) in broken_values.items():
+        rows = text.index[chosen[kinds == kind]]
+        text.loc[rows, column] = value
+        text.loc[rows, "defect"] = kind
+    exact = text.loc[chosen[kinds == "duplicate_order"]].assign(defect="duplicate_order")
+    conflicting = text.loc[chosen[kinds == "conflicting_duplicate"]].assign(
+        defect="conflicting_duplicate",
+        amount=lambda d: (d["amount"].astype(float) + 10).map("{:.2f}".format),
+    )
+    merged = pd.concat([text, exact, conflicting])
+    return merged.sort_index(kind="stable").reset_index(drop=True)
+
+
+def _bad_header_file(transactions: pd.DataFrame) -> pd.DataFrame:
+    """A small export whose header does not match: it must be refused, naming the columns."""
+    sample = transactions.head(20)
+    return pd.DataFrame(
+        {
+            "OrderNo": sample["order_id"],
+            "Client": sample["customer_id"],
+            "When": sample["order_ts"],
+            "Total": sample["amount"],
+        }
+    )
+
+
+def write_landing(sample: SampleData, landing_dir: Path, file_format: str = "csv") -> list[Path]:
+    """Write landing-ready monthly chunks under ``landing_dir/<source>/``; returns the paths."""
+    if file_format not in ("csv", "parquet"):
+        raise ValueError(f"file format must be 'csv' or 'parquet', got {file_format!r}")
+    chunks = {
+        "transactions": (sample.transactions, sample.transactions["landing_month"], TRANSACTION_COLUMNS),
+        "customers": (sample.customers, _month(sample.customers["signup_ts"]), None),
+        "web_sessions": (sample.web_sessions, _month(sample.web_sessions["session_ts"]), None),
+    }
+    written = []
+    for source, (frame, month, columns) in chunks.items():
+        folder = landing_dir / source
+        folder.mkdir(parents=True, exist_ok=True)
+        for key, part in frame.groupby(month, sort=True):
+            path = folder / f"{source}_{pd.Timestamp(key):%Y-%m}.{file_format}"
+            _write(part[list(columns)] if columns else part, path, file_format)
+            written.append(path)
+    if sample.bad_header_file is not None:
+        path = landing_dir / "transactions" / f"transactions_legacy_export.{file_format}"
+        _write(sample.bad_header_file, path, file_format)
+        written.append(path)
+    return written
+
+
+def write_truth(sample: SampleData, truth_dir: Path) -> Path:
+    """The latent truth, kept outside landing so the pipeline can never ingest it."""
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    path = truth_dir / "customers_truth.parquet"
+    sample.truth.to_parquet(path, index=False)
+    return path
+
+
+def _write(frame: pd.DataFrame, path: Path, file_format: str) -> None:
+    if file_format == "parquet":
+        frame.to_parquet(path, index=False)
+        return
+    # pyarrow's CSV writer is about seven times faster than DataFrame.to_csv at a million rows.
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pa_csv.write_csv(table, path, pa_csv.WriteOptions(quoting_style="needed"))

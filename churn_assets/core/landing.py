@@ -1,0 +1,157 @@
+"""Finding landed files and deciding, from their content hashes, which to ingest.
+
+A file is identified by its source and name; its content by its SHA-256. The decision is pure:
+callers pass what was already ingested, so the sensor and the CLI share one rule set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from churn_assets.core.sources import FILE_SUFFIXES, SOURCES
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+class LandingError(ValueError):
+    """A landed file that cannot be ingested; the message names the file and what to fix."""
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """One file in ``landing/<source>/`` with the stat signature used to notice changes."""
+
+    source: str
+    name: str
+    path: Path
+    size: int
+    mtime_ns: int
+
+    @property
+    def file_id(self) -> str:
+        return f"{self.source}/{self.name}"
+
+
+def check_file_name(name: str) -> str:
+    """Return ``name`` if it is a plain file name that stays inside its landing folder."""
+    if not _SAFE_NAME.match(name) or ".." in name:
+        raise LandingError(
+            f"landing file name {name!r} is not allowed: use letters, digits, '.', '_' and '-' only, "
+            "no path separators, at most 200 characters"
+        )
+    if not name.lower().endswith(FILE_SUFFIXES):
+        raise LandingError(f"landing file {name!r} must end with one of {', '.join(FILE_SUFFIXES)}")
+    return name
+
+
+def landed_path(landing_dir: Path, source: str, name: str) -> Path:
+    """The path of landed file ``name`` of ``source``; refuses names that would escape the folder."""
+    if source not in SOURCES:
+        raise LandingError(f"unknown source {source!r}; expected one of {sorted(SOURCES)}")
+    folder = (landing_dir / source).resolve()
+    path = (folder / check_file_name(name)).resolve()
+    if path.parent != folder:
+        raise LandingError(f"landing file {name!r} resolves outside {folder}")
+    return path
+
+
+def scan_landing(landing_dir: Path) -> tuple[list[LandedFile], list[str]]:
+    """Landed files of every source, sorted by source and name, plus notes on files passed over."""
+    files, passed_over = [], []
+    for source in SOURCES:
+        folder = landing_dir / source
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            try:
+                check_file_name(path.name)
+            except LandingError as exc:
+                passed_over.append(str(exc))
+                continue
+            stat = path.stat()
+            files.append(LandedFile(source, path.name, path, stat.st_size, stat.st_mtime_ns))
+    return files, passed_over
+
+
+def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks so large files stay out of memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def changed_content_message(file_id: str, previous_sha: str, sha: str) -> str:
+    return (
+        f"refused {file_id}: its content changed since it was ingested "
+        f"(sha256 {previous_sha[:12]}… then, {sha[:12]}… now). The rows ingested from it stay "
+        "as they were. Land the new content under a new file name, or re-materialize the "
+        "partition with config allow_changed_content: true to replace them."
+    )
+
+
+class Verdict(str, Enum):
+    NEW = "new"
+    ALREADY_INGESTED = "already_ingested"
+    DUPLICATE_CONTENT = "duplicate_content"
+    CHANGED_CONTENT = "changed_content"
+
+
+@dataclass(frozen=True)
+class IngestDecision:
+    file: LandedFile
+    sha256: str
+    verdict: Verdict
+    message: str
+
+    @property
+    def run_key(self) -> str:
+        """Run keys are remembered forever, so the content hash is part of the key."""
+        return f"{self.file.file_id}@{self.sha256}"
+
+
+def decide_ingestion(
+    candidates: Iterable[tuple[LandedFile, str]],
+    ingested: Mapping[str, Mapping[str, str]],
+    requested: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[IngestDecision]:
+    """Decide for each (file, sha256) whether to ingest it.
+
+    ``ingested`` maps source -> {file name: sha256} of files whose rows are in bronze;
+    ``requested`` the same for files already requested but perhaps not (or not successfully)
+    ingested. The same content is ingested once per source, whatever its name; a name that was
+    ingested with other content is refused so the old rows stay untouched.
+    """
+    decisions = []
+    by_sha: dict[str, dict[str, str]] = {}
+    for known in (requested or {}, ingested):
+        for source, names in known.items():
+            by_sha.setdefault(source, {}).update({sha: name for name, sha in names.items()})
+    for landed, sha in candidates:
+        names = ingested.get(landed.source, {})
+        shas = by_sha.setdefault(landed.source, {})
+        previous = names.get(landed.name)
+        if previous == sha:
+            verdict, message = Verdict.ALREADY_INGESTED, f"{landed.file_id} is already ingested"
+        elif previous is not None:
+            verdict = Verdict.CHANGED_CONTENT
+            message = changed_content_message(landed.file_id, previous, sha)
+        elif shas.get(sha, landed.name) != landed.name:
+            verdict = Verdict.DUPLICATE_CONTENT
+            message = (
+                f"skipped {landed.file_id}: same content as {landed.source}/{shas[sha]}, "
+                "which is already ingested or requested"
+            )
+        else:
+            verdict, message = Verdict.NEW, f"ingesting {landed.file_id}"
+            shas[sha] = landed.name
+        decisions.append(IngestDecision(landed, sha, verdict, message))
+    return decisions

@@ -1,0 +1,26 @@
+"""The code location: every layer's assets, checks, jobs and sensors, with their resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from churn_assets.defs.bronze import bronze_assets, ingest_jobs
+from churn_assets.defs.checks import bronze_checks
+from churn_assets.defs.resources import build_resources
+from churn_assets.defs.sensors import landing_sensor
+from churn_assets.settings import Settings
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """Definitions for ``settings`` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    return dg.Definitions(
+        assets=bronze_assets,
+        asset_checks=bronze_checks,
+        jobs=list(ingest_jobs.values()),
+        sensors=[landing_sensor],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions()

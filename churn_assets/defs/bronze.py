@@ -1,0 +1,126 @@
+"""Bronze: one asset per landed source, one dynamic partition per landed file."""
+
+import warnings
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from churn_assets.core.bronze import bronze_schema, read_landed_file
+from churn_assets.core.landing import (
+    LandingError,
+    changed_content_message,
+    file_sha256,
+    landed_path,
+)
+from churn_assets.core.sources import SOURCES, Source
+from churn_assets.defs.ingestion import SHA_METADATA_KEY, SHA_TAG, bronze_key, partitions_name
+from churn_assets.defs.metadata import column_schema, preview
+from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
+
+
+class BronzeIngestConfig(dg.Config):
+    allow_changed_content: bool = False
+    """Replace the rows of a file whose content changed since it was ingested (off: refuse)."""
+
+
+FILE_PARTITIONS = {
+    name: dg.DynamicPartitionsDefinition(name=partitions_name(name)) for name in SOURCES
+}
+
+
+def _ingested_hashes(warehouse: DuckDBResource, source: Source, names: list[str]) -> dict[str, str]:
+    """{file name: sha256} already in ``bronze.<source>`` for ``names``."""
+    with warehouse.get_connection() as connection:
+        exists = connection.execute(
+            "select count(*) from information_schema.tables where table_schema = 'bronze' and table_name = ?",
+            [source.name],
+        ).fetchall()[0][0]
+        if not exists:
+            return {}
+        rows = connection.execute(
+            f"select _source_file, any_value(_file_sha256) from bronze.{source.name} "
+            "where _source_file in (select unnest(?)) group by 1",
+            [names],
+        ).fetchall()
+    return dict(rows)
+
+
+def _dagster_type(schema):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # dagster-pandera is marked beta
+        return pandera_schema_to_dagster_type(schema)
+
+
+def _build_bronze_asset(source: Source) -> dg.AssetsDefinition:
+    schema = bronze_schema(source)
+
+    @dg.asset(
+        key=bronze_key(source.name),
+        group_name="bronze",
+        description=(
+            f"Rows of every file landed in landing/{source.name}/, as landed (text), with lineage "
+            "columns _source_file, _file_sha256, _ingested_at and _row_number."
+        ),
+        partitions_def=FILE_PARTITIONS[source.name],
+        dagster_type=_dagster_type(schema),
+        metadata={"partition_expr": "_source_file", "dagster/column_schema": column_schema(schema)},
+        kinds={"duckdb", "pandas", "csv", "parquet"},
+        pool=DUCKDB_POOL,
+    )
+    def bronze_asset(
+        context: dg.AssetExecutionContext,
+        config: BronzeIngestConfig,
+        churn_settings: ChurnSettings,
+        warehouse: DuckDBResource,
+    ) -> pd.DataFrame:
+        settings = churn_settings.core()
+        names = context.partition_keys
+        requested_sha = context.run.tags.get(SHA_TAG) if len(names) == 1 else None
+        previous = _ingested_hashes(warehouse, source, names)
+        ingested_at = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
+        frames = []
+        for name in names:
+            try:
+                path = landed_path(settings.landing_dir, source.name, name)
+                if not path.is_file():
+                    raise LandingError(f"{source.name}/{name} is no longer in {path.parent}")
+                sha = file_sha256(path)
+                _refuse_changed(source, name, sha, requested_sha, previous.get(name), config)
+                frame = read_landed_file(path, source, sha256=sha, ingested_at=ingested_at)
+            except LandingError as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
+            context.add_asset_metadata(
+                {SHA_METADATA_KEY: sha, "source_path": str(path), "dagster/row_count": len(frame)},
+                partition_key=name,
+            )
+            context.log.info(f"{source.name}/{name}: {len(frame):,} rows")
+            frames.append(frame)
+        bronze = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        context.add_output_metadata({"files": len(frames), "preview": preview(bronze)})
+        return bronze
+
+    return bronze_asset
+
+
+def _refuse_changed(source, name, sha, requested_sha, previous_sha, config) -> None:
+    if requested_sha and sha != requested_sha:
+        raise LandingError(
+            f"{source.name}/{name} changed after it was requested for ingestion "
+            f"(sha256 {requested_sha[:12]}… requested, {sha[:12]}… now); the landing sensor "
+            "will decide on the new content"
+        )
+    if previous_sha and previous_sha != sha and not config.allow_changed_content:
+        raise LandingError(changed_content_message(f"{source.name}/{name}", previous_sha, sha))
+
+
+bronze_assets = [_build_bronze_asset(source) for source in SOURCES.values()]
+ingest_jobs = {
+    name: dg.define_asset_job(
+        f"ingest_{name}",
+        selection=[bronze_key(name)],
+        description=f"Ingest landed {name} files into bronze.{name}, one file partition per run.",
+    )
+    for name in SOURCES
+}

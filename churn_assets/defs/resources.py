@@ -1,0 +1,135 @@
+"""Resources: the settings object, the DuckDB warehouse IO manager and a DuckDB SQL resource."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from dagster._core.definitions.metadata import TableMetadataSet
+from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
+from dagster_duckdb import DuckDBResource
+from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
+from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
+from pydantic import Field
+
+from churn_assets.settings import Settings
+
+# Every asset that touches the DuckDB file joins this pool; dagster.yaml limits it to one at a
+# time, because DuckDB allows a single writer and the IO manager opens read-write connections.
+DUCKDB_POOL = "duckdb_warehouse"
+
+
+class ChurnSettings(dg.ConfigurableResource):
+    """Business assumptions, overridable from the launchpad; defaults come from the environment."""
+
+    churn_home: str = Field(description="Root of all data (CHURN_HOME).")
+    start_date: str = Field(description="First monthly snapshot, YYYY-MM-01 (CHURN_START_DATE).")
+    churn_horizon_days: int = Field(description="Churn horizon in days (CHURN_HORIZON_DAYS).")
+    seed: int = Field(description="Seed for training and control groups (CHURN_SEED).")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ChurnSettings:
+        return cls(
+            churn_home=str(settings.churn_home),
+            start_date=settings.start_date.isoformat(),
+            churn_horizon_days=settings.churn_horizon_days,
+            seed=settings.seed,
+        )
+
+    def core(self) -> Settings:
+        """The plain settings object the core functions take."""
+        return Settings(
+            churn_home=Path(self.churn_home),
+            start_date=date.fromisoformat(self.start_date),
+            churn_horizon_days=self.churn_horizon_days,
+            seed=self.seed,
+        )
+
+
+class _TransactionalDuckDbClient(DuckDbClient):
+    """Runs the IO manager's delete-then-insert in one transaction.
+
+    Upstream deletes a partition's rows and inserts the new ones as separate statements; a run
+    killed in between would leave the partition empty. One transaction makes the swap atomic.
+    """
+
+    @staticmethod
+    def delete_table_slice(context, table_slice: TableSlice, connection) -> None:
+        # Upstream tries the DELETE and swallows the missing-table error, which inside a
+        # transaction would abort it; look the table up instead.
+        exists = connection.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [table_slice.schema, table_slice.table],
+        ).fetchall()[0][0]
+        if exists:
+            # duckdb 2 wants every result consumed before the next statement on the connection
+            connection.execute(_get_cleanup_statement(table_slice)).fetchall()
+
+    @staticmethod
+    @contextmanager
+    def connect(context, table_slice):
+        with DuckDbClient.connect(context, table_slice) as connection:
+            connection.begin()
+            try:
+                yield connection
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+
+
+class _WarehousePandasTypeHandler(DuckDBPandasTypeHandler):
+    """Writes DataFrames by column name, and creates the table even for an empty DataFrame.
+
+    Upstream skips empty frames (so a table may never exist and downstream reads fail) and inserts
+    by position (so a reordered frame would land in the wrong columns).
+    """
+
+    def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection):
+        table = f"{table_slice.schema}.{table_slice.table}"
+        connection.register("_output_frame", obj)
+        try:
+            connection.execute(
+                f"create table if not exists {table} as select * from _output_frame limit 0"
+            ).fetchall()
+            connection.execute(f"insert into {table} by name select * from _output_frame").fetchall()
+        finally:
+            connection.unregister("_output_frame")
+        count_key = "partition_row_count" if context.has_partition_key else "row_count"
+        return {
+            **TableMetadataSet(storage_kind="duckdb", **{count_key: len(obj)}),
+            "dagster/table_name": table,
+        }
+
+
+class WarehouseIOManager(DuckDBPandasIOManager):
+    """The DuckDB IO manager for every table asset: atomic partition swaps, empty-safe writes."""
+
+    @staticmethod
+    def type_handlers() -> Sequence[DbTypeHandler]:
+        return [_WarehousePandasTypeHandler()]
+
+    def create_io_manager(self, context) -> DbIOManager:
+        return DbIOManager(
+            db_client=_TransactionalDuckDbClient(),
+            database=self.database,
+            schema=self.schema_,
+            type_handlers=self.type_handlers(),
+            default_load_type=pd.DataFrame,
+            io_manager_name="WarehouseIOManager",
+        )
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    """Resources for Definitions and for tests, all pointing at ``settings.churn_home``."""
+    settings.churn_home.mkdir(parents=True, exist_ok=True)
+    database = str(settings.warehouse_path)
+    return {
+        "io_manager": WarehouseIOManager(database=database),
+        "warehouse": DuckDBResource(database=database),
+        "churn_settings": ChurnSettings.from_settings(settings),
+    }

@@ -1,0 +1,172 @@
+"""Headless runs of the pipeline into the persistent Dagster instance (``churn-assets run``).
+
+Runs go through the same jobs, resources and instance the UI uses, so everything done here
+shows up in ``dagster dev`` afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import dagster as dg
+import duckdb
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from churn_assets.core.bronze import check_landed_columns
+from churn_assets.core.landing import LandingError, Verdict
+from churn_assets.core.sources import SOURCES
+from churn_assets.definitions import build_definitions
+from churn_assets.defs.ingestion import SHA_TAG, partitions_name, plan_ingestion
+from churn_assets.settings import Settings
+
+# Failures are reported in the summary (and in full in the UI), so the console stays quiet.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+@dataclass
+class PipelineReport:
+    settings: Settings
+    ingested: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        lines = [f"\nDone in {self.seconds:.1f} s. Warehouse: {self.settings.warehouse_path}"]
+        for table, rows in table_row_counts(self.settings).items():
+            lines.append(f"  {table:<24} {rows:>12,} rows")
+        lines += [f"  note: {n}" for n in self.notices]
+        if self.failures:
+            lines.append(f"{len(self.failures)} file(s) could not be ingested:")
+            lines += [f"  - {f}" for f in self.failures]
+        return "\n".join(lines)
+
+
+def table_row_counts(settings: Settings) -> dict[str, int]:
+    """Row count of every table in the warehouse, by schema.table."""
+    if not settings.warehouse_path.exists():
+        return {}
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+        tables = connection.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_type = 'BASE TABLE' order by 1"
+        ).fetchall()
+        return {t: connection.execute(f"select count(*) from {t}").fetchall()[0][0] for (t,) in tables}
+
+
+def run_pipeline(
+    settings: Settings,
+    instance: dg.DagsterInstance | None = None,
+    verbose: bool = False,
+    echo: Callable[[str], None] = lambda _: None,
+) -> PipelineReport:
+    """Ingest every new landed file into bronze; returns what happened."""
+    started = time.perf_counter()
+    instance = instance or dg.DagsterInstance.get()
+    definitions = build_definitions(settings)
+    report = PipelineReport(settings)
+    plan = plan_ingestion(instance, settings.landing_dir)
+    report.notices += plan.notes
+    for decision in plan.decisions:
+        if decision.verdict in (Verdict.CHANGED_CONTENT, Verdict.DUPLICATE_CONTENT):
+            report.notices.append(decision.message)
+    run_config = None if verbose else QUIET_LOGS
+    for source in SOURCES:
+        decisions = [d for d in plan.new if d.file.source == source]
+        if decisions:
+            echo(f"Ingesting {len(decisions)} new {source} file(s) ...")
+            _ingest(instance, definitions, source, decisions, run_config, report, echo)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _ingest(instance, definitions, source, decisions, run_config, report, echo) -> None:
+    job = definitions.resolve_job_def(f"ingest_{source}")
+    readable, unreadable = [], []
+    for decision in decisions:
+        try:
+            check_landed_columns(decision.file.path, SOURCES[source])
+            readable.append(decision)
+        except LandingError:
+            unreadable.append(decision)
+    names = sorted(d.file.name for d in decisions)
+    instance.add_dynamic_partitions(partitions_name(source), names)
+    order = {name: i for i, name in enumerate(instance.get_dynamic_partitions(partitions_name(source)))}
+    # Readable files go in as few runs as possible (one per contiguous span of partitions); each
+    # unreadable file gets a run of its own, so its failure is visible in the UI and stops no other.
+    for span in _contiguous_spans(sorted((d.file.name for d in readable), key=order.get), order):
+        started = time.perf_counter()
+        tags = {ASSET_PARTITION_RANGE_START_TAG: span[0], ASSET_PARTITION_RANGE_END_TAG: span[-1]}
+        result = job.execute_in_process(
+            instance=instance, tags=tags, run_config=run_config, raise_on_error=False
+        )
+        rows = sum(
+            event.materialization.metadata["dagster/row_count"].value
+            for event in result.get_asset_materialization_events()
+        )
+        if result.success:
+            report.ingested[source] = report.ingested.get(source, 0) + rows
+            echo(f"  {len(span)} file(s), {rows:,} rows in {time.perf_counter() - started:.1f} s")
+        else:
+            report.failures.append(f"{source} files {span[0]} .. {span[-1]}: {_failure(result)}")
+    for decision in unreadable:
+        if _already_failed(instance, decision):
+            report.failures.append(f"{_unreadable_reason(decision)} (unchanged since its failed run)")
+            continue
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=decision.file.name,
+            tags={SHA_TAG: decision.sha256},
+            run_config=run_config,
+            raise_on_error=False,
+        )
+        report.failures.append(_failure(result) if not result.success else decision.message)
+        echo(f"  refused {decision.file.file_id} (see the failed run in the UI)")
+
+
+def _unreadable_reason(decision) -> str:
+    try:
+        check_landed_columns(decision.file.path, SOURCES[decision.file.source])
+    except LandingError as exc:
+        return str(exc)
+    return decision.message
+
+
+def _already_failed(instance: dg.DagsterInstance, decision) -> bool:
+    """A run for exactly this content already failed: say so again instead of failing again."""
+    failed = instance.get_run_records(
+        dg.RunsFilter(tags={SHA_TAG: decision.sha256}, statuses=[dg.DagsterRunStatus.FAILURE]),
+        limit=1,
+    )
+    return bool(failed)
+
+
+def _contiguous_spans(names: list[str], order: dict[str, int]) -> list[list[str]]:
+    spans: list[list[str]] = []
+    for name in names:
+        if spans and order[name] == order[spans[-1][-1]] + 1:
+            spans[-1].append(name)
+        else:
+            spans.append([name])
+    return spans
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    """The first failure's own words: a ``dg.Failure`` description, else the error's first line."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            if data.user_failure_data and data.user_failure_data.description:
+                return data.user_failure_data.description
+            if data.error:
+                return data.error.to_string().strip().splitlines()[0]
+    return f"run {result.run_id} failed; see it in the Dagster UI"

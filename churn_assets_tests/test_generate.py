@@ -1,0 +1,134 @@
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn_assets.core.generate import (
+    DEFECTS,
+    SampleConfig,
+    generate_sample,
+    write_landing,
+    write_truth,
+)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return generate_sample(SampleConfig(customers=8000, seed=7))
+
+
+def _digest(paths):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def test_same_seed_gives_identical_tables_and_files(tmp_path):
+    config = SampleConfig(customers=1500, months=6, seed=11, dirty_share=0.02)
+    first, second = generate_sample(config), generate_sample(config)
+    pd.testing.assert_frame_equal(first.transactions, second.transactions)
+    pd.testing.assert_frame_equal(first.web_sessions, second.web_sessions)
+    pd.testing.assert_frame_equal(first.truth, second.truth)
+    assert _digest(write_landing(first, tmp_path / "a")) == _digest(write_landing(second, tmp_path / "b"))
+
+
+def test_another_seed_gives_other_data():
+    a = generate_sample(SampleConfig(customers=500, months=6, seed=1))
+    b = generate_sample(SampleConfig(customers=500, months=6, seed=2))
+    assert not a.transactions["amount"].equals(b.transactions["amount"])
+
+
+def test_sizes_refunds_and_columns(sample):
+    tx = sample.transactions
+    per_customer = len(tx) / 8000
+    assert 8 <= per_customer <= 15, per_customer  # about a million rows per 100k customers
+    refund_share = (tx["amount"] < 0).mean()
+    assert 0.015 <= refund_share <= 0.045, refund_share
+    assert tx["order_id"].is_unique
+    assert tx.loc[tx["amount"] < 0, "order_id"].str.startswith("R").all()
+    assert set(tx["product_category"]) == {"apparel", "beauty", "electronics", "grocery", "home", "sports"}
+    assert len(sample.customers) == 8000 and sample.customers["customer_id"].is_unique
+    assert tx["order_ts"].min() >= pd.Timestamp("2024-01-01")
+    assert tx["order_ts"].max() < pd.Timestamp("2026-01-01")
+
+
+def test_no_order_after_the_latent_dropout(sample):
+    orders = sample.transactions[sample.transactions["amount"] > 0]
+    merged = orders.merge(sample.truth, on="customer_id")
+    assert (merged["order_ts"] <= merged["dropout_ts"]).all()
+    assert (merged["order_ts"] >= merged["signup_ts"]).all()
+
+
+def test_churn_exists_but_is_not_everyone(sample):
+    tx, snapshot = sample.transactions, pd.Timestamp("2025-03-01")
+    active = set(tx.loc[tx["order_ts"] < snapshot, "customer_id"])
+    future = tx[(tx["order_ts"] >= snapshot) & (tx["order_ts"] < snapshot + pd.Timedelta(days=90))]
+    churn_share = 1 - len(active & set(future["customer_id"])) / len(active)
+    assert 0.3 <= churn_share <= 0.8, churn_share
+
+
+def test_recent_buyers_churn_less_than_lapsed_ones(sample):
+    """Churn is learnable: recency separates churners from stayers."""
+    tx, snapshot = sample.transactions, pd.Timestamp("2025-03-01")
+    last = tx[tx["order_ts"] < snapshot].groupby("customer_id")["order_ts"].max()
+    future = set(tx.loc[(tx["order_ts"] >= snapshot) & (tx["order_ts"] < snapshot + pd.Timedelta(days=90)), "customer_id"])
+    churned = ~last.index.isin(list(future))
+    recent = (snapshot - last).dt.days <= 30
+    assert churned[recent.to_numpy()].mean() < 0.5 * churned[~recent.to_numpy()].mean()
+
+
+def test_web_sessions_fade_before_dropout(sample):
+    sessions = sample.web_sessions.merge(sample.truth, on="customer_id")
+    days_before = (sessions["dropout_ts"] - sessions["session_ts"]).dt.days
+    in_window = sample.truth[
+        (sample.truth["dropout_ts"] - pd.Timedelta(days=150) > sample.truth["signup_ts"])
+        & (sample.truth["dropout_ts"] < pd.Timestamp("2025-12-01"))
+    ]["customer_id"]
+    near = days_before.between(0, 14) & sessions["customer_id"].isin(in_window)
+    far = days_before.between(100, 114) & sessions["customer_id"].isin(in_window)
+    assert near.sum() < 0.6 * far.sum(), (near.sum(), far.sum())
+
+
+def test_seasonal_peak_in_december(sample):
+    orders = sample.transactions[sample.transactions["amount"] > 0]
+    per_month = orders.groupby(orders["order_ts"].dt.to_period("M")).size()
+    # The base grows as customers join, so compare December with its neighbours in 2024.
+    assert per_month[pd.Period("2024-12")] > 1.1 * per_month[pd.Period("2024-09")]
+
+
+def test_dirty_share_injects_every_defect_kind():
+    config = SampleConfig(customers=1000, months=6, seed=3, dirty_share=0.03)
+    dirty = generate_sample(config).transactions
+    clean = generate_sample(SampleConfig(customers=1000, months=6, seed=3)).transactions
+    counts = dirty["defect"].value_counts()
+    assert set(counts.index) == set(DEFECTS)
+    defective = int(round(0.03 * len(clean)))
+    assert counts.sum() == defective
+    duplicates = counts["duplicate_order"] + counts["conflicting_duplicate"]
+    assert len(dirty) == len(clean) + duplicates
+    assert dirty["order_id"].duplicated().sum() == duplicates
+    assert dirty.loc[dirty["defect"] == "missing_customer_id", "customer_id"].isna().all()
+    assert (dirty.loc[dirty["defect"] == "future_date", "order_ts"] == "2099-01-01 00:00:00").all()
+
+
+def test_landing_files_are_monthly_chunks_and_truth_is_outside(tmp_path):
+    sample = generate_sample(SampleConfig(customers=300, months=3, seed=5, dirty_share=0.02))
+    written = write_landing(sample, tmp_path / "landing")
+    truth = write_truth(sample, tmp_path / "truth")
+    names = sorted(p.relative_to(tmp_path / "landing").as_posix() for p in written)
+    assert "transactions/transactions_2024-01.csv" in names
+    assert "transactions/transactions_legacy_export.csv" in names
+    assert {n.split("/")[0] for n in names} == {"transactions", "customers", "web_sessions"}
+    assert truth.parent == tmp_path / "truth"
+    landed = pd.concat(
+        pd.read_csv(p, dtype=str) for p in written if p.name.startswith("transactions_2024")
+    )
+    assert len(landed) == len(sample.transactions)
+    assert list(landed.columns) == ["order_id", "customer_id", "order_ts", "amount", "quantity", "product_category", "channel"]
+
+
+def test_parquet_format_round_trips(tmp_path):
+    sample = generate_sample(SampleConfig(customers=200, months=2, seed=5))
+    written = write_landing(sample, tmp_path, "parquet")
+    frame = pd.concat(pd.read_parquet(p) for p in written if p.parent.name == "transactions")
+    assert len(frame) == len(sample.transactions)
+    assert np.isclose(frame["amount"].sum(), sample.transactions["amount"].sum())

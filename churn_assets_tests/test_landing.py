@@ -1,0 +1,85 @@
+from pathlib import Path
+
+import pytest
+
+from churn_assets.core.landing import (
+    LandedFile,
+    LandingError,
+    Verdict,
+    check_file_name,
+    decide_ingestion,
+    file_sha256,
+    landed_path,
+    scan_landing,
+)
+
+
+def _file(name, source="transactions"):
+    return LandedFile(source, name, Path(f"/landing/{source}/{name}"), 10, 1)
+
+
+@pytest.mark.parametrize(
+    "name", ["../escape.csv", "a/b.csv", ".hidden.csv", "notes.txt", "x..csv", "", "ü.csv", "a" * 201 + ".csv"]
+)
+def test_unsafe_or_unsupported_names_are_refused(name):
+    with pytest.raises(LandingError):
+        check_file_name(name)
+
+
+def test_landed_path_stays_in_its_folder(tmp_path):
+    assert landed_path(tmp_path, "transactions", "t_2024-01.csv") == (tmp_path / "transactions" / "t_2024-01.csv").resolve()
+    with pytest.raises(LandingError, match="not allowed"):
+        landed_path(tmp_path, "transactions", "../customers/c.csv")
+    with pytest.raises(LandingError, match="unknown source"):
+        landed_path(tmp_path, "orders", "o.csv")
+
+
+def test_scan_lists_supported_files_and_explains_the_rest(tmp_path):
+    for rel in ["transactions/a.csv", "transactions/b.parquet", "customers/c.csv", "transactions/readme.txt", "other/x.csv"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    (tmp_path / "transactions" / ".partial.csv").write_text("x")
+    files, notes = scan_landing(tmp_path)
+    assert [f.file_id for f in files] == ["transactions/a.csv", "transactions/b.parquet", "customers/c.csv"]
+    assert len(notes) == 1 and "readme.txt" in notes[0]
+
+
+def test_sha256_matches_known_digest(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"abc")
+    assert file_sha256(path, chunk_size=1) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_decisions_for_new_known_changed_and_duplicate_files():
+    ingested = {"transactions": {"jan.csv": "s1", "feb.csv": "s2"}}
+    decisions = decide_ingestion(
+        [
+            (_file("jan.csv"), "s1"),        # same name, same content
+            (_file("feb.csv"), "s2-new"),    # same name, new content
+            (_file("jan_copy.csv"), "s1"),   # another name, known content
+            (_file("mar.csv"), "s3"),        # new
+            (_file("mar_again.csv"), "s3"),  # same content twice in one batch
+            (_file("jan.csv", "customers"), "s1"),  # other source: content is judged per source
+        ],
+        ingested,
+    )
+    assert [d.verdict for d in decisions] == [
+        Verdict.ALREADY_INGESTED,
+        Verdict.CHANGED_CONTENT,
+        Verdict.DUPLICATE_CONTENT,
+        Verdict.NEW,
+        Verdict.DUPLICATE_CONTENT,
+        Verdict.NEW,
+    ]
+    assert "transactions/feb.csv" in decisions[1].message and "under a new file name" in decisions[1].message
+    assert "transactions/jan.csv" in decisions[2].message
+    assert decisions[3].run_key == "transactions/mar.csv@s3"
+
+
+def test_a_requested_file_that_never_landed_in_bronze_may_come_back_with_new_content():
+    decisions = decide_ingestion(
+        [(_file("broken.csv"), "fixed"), (_file("other.csv"), "pending")],
+        ingested={},
+        requested={"transactions": {"broken.csv": "broken", "queued.csv": "pending"}},
+    )
+    assert [d.verdict for d in decisions] == [Verdict.NEW, Verdict.DUPLICATE_CONTENT]
