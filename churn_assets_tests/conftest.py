@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+import yaml
 
 from churn_assets.definitions import build_definitions
 from churn_assets.settings import Settings
@@ -19,9 +20,16 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(churn_home=tmp_path / "home", start_date=date(2024, 4, 1))
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
 @pytest.fixture
 def instance(tmp_path: Path):
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
+    """A real SQLite-backed instance configured by the project's own dagster.yaml."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    overrides = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    with dg.instance_for_test(temp_dir=str(home), overrides=overrides) as instance:
         yield instance
 
 

@@ -1,0 +1,63 @@
+"""Bronze assets against a real DuckDB warehouse and Dagster instance."""
+
+from churn_assets.core.generate import SampleConfig, generate_sample, write_landing
+from churn_assets.core.landing import file_sha256
+from churn_assets.runner import run_pipeline
+from churn_assets_tests.conftest import land, query
+from churn_assets_tests.dagster_helpers import launch, materialize_file, tick
+
+JAN = "order_id,customer_id,order_ts,amount\nO1,1,2024-01-05 10:00:00,10.00\nO2,2,2024-01-06 11:00:00,20.00\n"
+
+
+def test_rematerializing_a_partition_replaces_exactly_its_rows(settings, instance, definitions):
+    land(settings, "transactions", "a.csv", JAN)
+    land(settings, "transactions", "b.csv", JAN.replace("O1", "O7").replace("O2", "O8"))
+    launch(instance, definitions, tick(instance, settings))
+    content = "select * exclude (_ingested_at) from bronze.transactions order by _source_file, _row_number"
+    before = query(settings, content)
+    for _ in range(2):
+        assert materialize_file(instance, definitions, "transactions", "a.csv").success
+    after = query(settings, content)
+    assert len(after) == 4
+    assert after.equals(before)
+
+
+def test_lineage_columns_point_back_to_the_file(settings, instance, definitions):
+    path = land(settings, "transactions", "a.csv", JAN)
+    outcomes = launch(instance, definitions, tick(instance, settings))
+    rows = query(settings, "select * from bronze.transactions order by _row_number")
+    assert rows["_source_file"].tolist() == ["a.csv", "a.csv"]
+    assert set(rows["_file_sha256"]) == {file_sha256(path)}
+    assert rows["_row_number"].tolist() == [1, 2]
+    assert rows["order_id"].tolist() == ["O1", "O2"]
+    assert rows["_ingested_at"].nunique() == 1
+    checks = outcomes["a.csv"].get_asset_check_evaluations()
+    assert [(c.check_name, c.passed) for c in checks] == [("lineage_complete", True)]
+    (materialization,) = outcomes["a.csv"].get_asset_materialization_events()
+    metadata = materialization.materialization.metadata
+    assert metadata["file_sha256"].value == file_sha256(path)
+    assert metadata["dagster/row_count"].value == 2
+
+
+def test_pipeline_ingests_generated_dirty_data_in_few_runs(settings, instance):
+    sample = generate_sample(SampleConfig(customers=400, months=4, seed=9, dirty_share=0.02))
+    write_landing(sample, settings.landing_dir)
+    report = run_pipeline(settings, instance=instance)
+    assert query(settings, "select count(*) n from bronze.transactions")["n"][0] == len(sample.transactions)
+    assert query(settings, "select count(*) n from bronze.customers")["n"][0] == 400
+    assert query(settings, "select count(*) n from bronze.web_sessions")["n"][0] == len(sample.web_sessions)
+    # Every defect is still in bronze as landed text; silver decides what to do with it.
+    assert query(settings, "select count(*) n from bronze.transactions where order_ts = '2099-01-01 00:00:00'")["n"][0] == (
+        sample.transactions["defect"] == "future_date"
+    ).sum()
+    assert report.failures == [
+        "transactions/transactions_legacy_export.csv: missing required columns "
+        "['order_id', 'customer_id', 'order_ts', 'amount']; found ['OrderNo', 'Client', 'When', 'Total']. "
+        "Rename the columns in the file to ['order_id', 'customer_id', 'order_ts', 'amount'] and land it "
+        "again under a new name."
+    ]
+    runs = instance.get_run_records()
+    assert len(runs) == 4  # one per source, plus the refused file's own run
+    again = run_pipeline(settings, instance=instance)
+    assert len(instance.get_run_records()) == 4  # nothing new, and the refused file is not retried
+    assert again.failures[0].endswith("(unchanged since its failed run)")

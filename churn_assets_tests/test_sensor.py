@@ -1,0 +1,98 @@
+"""The landing sensor through a real Dagster instance: new, duplicate, changed, broken, empty."""
+
+import json
+
+from churn_assets.core.landing import file_sha256
+from churn_assets_tests.conftest import land, query
+from churn_assets_tests.dagster_helpers import failure_message, launch, materialize_file, tick
+
+JAN = "order_id,customer_id,order_ts,amount\nO1,1,2024-01-05 10:00:00,10.00\nO2,2,2024-01-06 11:00:00,20.00\n"
+FEB = "order_id,customer_id,order_ts,amount\nO3,1,2024-02-05 10:00:00,30.00\n"
+
+
+def test_new_files_get_one_run_each_keyed_by_content(settings, instance, definitions):
+    jan = land(settings, "transactions", "tx_2024-01.csv", JAN)
+    land(settings, "customers", "customers_2024-01.csv", "customer_id,segment\n1,vip\n2,consumer\n")
+    result = tick(instance, settings)
+    requests = {r.partition_key: r for r in result.run_requests}
+    assert set(requests) == {"tx_2024-01.csv", "customers_2024-01.csv"}
+    assert requests["tx_2024-01.csv"].run_key == f"transactions/tx_2024-01.csv@{file_sha256(jan)}"
+    assert requests["tx_2024-01.csv"].job_name == "ingest_transactions"
+    assert instance.get_dynamic_partitions("transactions_files") == ["tx_2024-01.csv"]
+    outcomes = launch(instance, definitions, result)
+    assert all(o.success for o in outcomes.values())
+    assert query(settings, "select count(*) n from bronze.transactions")["n"][0] == 2
+    assert query(settings, "select count(*) n from bronze.customers")["n"][0] == 2
+
+
+def test_the_same_content_is_ingested_once(settings, instance, definitions):
+    land(settings, "transactions", "tx_2024-01.csv", JAN)
+    first = tick(instance, settings)
+    launch(instance, definitions, first)
+    assert not tick(instance, settings, first.cursor).run_requests  # nothing new since last tick
+    # A fresh cursor (e.g. after `churn-assets run` or a cursor reset) still finds it ingested.
+    assert not tick(instance, settings, None).run_requests
+    land(settings, "transactions", "tx_2024-01_copy.csv", JAN)
+    again = tick(instance, settings, first.cursor)
+    assert not again.run_requests
+    assert query(settings, "select count(*) n from bronze.transactions")["n"][0] == 2
+
+
+def test_changed_file_under_an_old_name_is_refused_and_old_rows_stay(settings, instance, definitions):
+    path = land(settings, "transactions", "tx_2024-01.csv", JAN)
+    first = tick(instance, settings)
+    launch(instance, definitions, first)
+    before = query(settings, "select * exclude (_ingested_at) from bronze.transactions order by _row_number")
+    path.write_text(JAN + "O9,9,2024-01-09 09:00:00,99.00\n")
+    second = tick(instance, settings, first.cursor)
+    assert not second.run_requests
+    assert json.loads(second.cursor)["transactions/tx_2024-01.csv"][2] == file_sha256(path)
+    # Launched by hand, the run refuses too and leaves the rows alone ...
+    refused = materialize_file(instance, definitions, "transactions", "tx_2024-01.csv")
+    assert not refused.success
+    assert "refused transactions/tx_2024-01.csv: its content changed" in failure_message(refused)
+    after = query(settings, "select * exclude (_ingested_at) from bronze.transactions order by _row_number")
+    assert after.equals(before)
+    # ... unless the user says to replace them.
+    replaced = materialize_file(
+        instance, definitions, "transactions", "tx_2024-01.csv", {"allow_changed_content": True}
+    )
+    assert replaced.success
+    assert query(settings, "select count(*) n from bronze.transactions")["n"][0] == 3
+
+
+def test_broken_file_fails_its_own_run_and_others_flow(settings, instance, definitions):
+    land(settings, "transactions", "tx_2024-01.csv", JAN)
+    land(settings, "transactions", "legacy.csv", "OrderNo,Client,When,Total\nO1,1,2024-01-01,3\n")
+    land(settings, "transactions", "tx_2024-02.csv", FEB)
+    outcomes = launch(instance, definitions, tick(instance, settings))
+    assert outcomes["tx_2024-01.csv"].success and outcomes["tx_2024-02.csv"].success
+    assert not outcomes["legacy.csv"].success
+    message = failure_message(outcomes["legacy.csv"])
+    assert "transactions/legacy.csv: missing required columns" in message
+    assert "['order_id', 'customer_id', 'order_ts', 'amount']" in message
+    files = query(settings, "select distinct _source_file f from bronze.transactions order by f")["f"]
+    assert files.tolist() == ["tx_2024-01.csv", "tx_2024-02.csv"]
+
+
+def test_fixed_broken_file_is_ingested_when_it_changes(settings, instance, definitions):
+    path = land(settings, "transactions", "late.csv", "OrderNo,Client\nO1,1\n")
+    first = tick(instance, settings)
+    assert not launch(instance, definitions, first)["late.csv"].success
+    path.write_text(FEB)
+    second = tick(instance, settings, first.cursor)
+    assert [r.partition_key for r in second.run_requests] == ["late.csv"]
+    assert launch(instance, definitions, second)["late.csv"].success
+
+
+def test_empty_file_gives_zero_rows_and_a_table(settings, instance, definitions):
+    land(settings, "web_sessions", "sessions_2024-01.csv", "")
+    outcomes = launch(instance, definitions, tick(instance, settings))
+    assert outcomes["sessions_2024-01.csv"].success
+    assert query(settings, "select count(*) n from bronze.web_sessions")["n"][0] == 0
+
+
+def test_nothing_landed_is_a_skip(settings, instance):
+    result = tick(instance, settings)
+    assert not result.run_requests
+    assert result.skip_reason.skip_message == "no new landed files"
