@@ -143,7 +143,9 @@ def _dev(args, settings: Settings) -> int:
         "-h", "127.0.0.1", "-p", str(args.port),
     ]
     print(f"DAGSTER_HOME={home}\n$ {' '.join(command)}", flush=True)
-    return subprocess.call(command, cwd=PROJECT_ROOT)
+    # Started from DAGSTER_HOME so Dagster does not mistake the template dagster.yaml in the
+    # project root for the instance's configuration.
+    return subprocess.call(command, cwd=home)
 
 
 def _settings(args, settings: Settings) -> int:
