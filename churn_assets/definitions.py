@@ -8,6 +8,7 @@ from churn_assets.defs.bronze import bronze_assets, ingest_jobs
 from churn_assets.defs.checks import bronze_checks
 from churn_assets.defs.resources import build_resources
 from churn_assets.defs.sensors import landing_sensor
+from churn_assets.defs.silver import silver_assets, silver_checks, silver_job
 from churn_assets.settings import Settings
 
 
@@ -15,9 +16,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Definitions for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
     return dg.Definitions(
-        assets=bronze_assets,
-        asset_checks=bronze_checks,
-        jobs=list(ingest_jobs.values()),
+        assets=[*bronze_assets, *silver_assets],
+        asset_checks=[*bronze_checks, *silver_checks],
+        jobs=[*ingest_jobs.values(), silver_job],
         sensors=[landing_sensor],
         resources=build_resources(settings),
     )

@@ -46,7 +46,7 @@ class PipelineReport:
             lines.append(f"  {table:<24} {rows:>12,} rows")
         lines += [f"  note: {n}" for n in self.notices]
         if self.failures:
-            lines.append(f"{len(self.failures)} file(s) could not be ingested:")
+            lines.append(f"{len(self.failures)} problem(s):")
             lines += [f"  - {f}" for f in self.failures]
         return "\n".join(lines)
 
@@ -69,7 +69,7 @@ def run_pipeline(
     verbose: bool = False,
     echo: Callable[[str], None] = lambda _: None,
 ) -> PipelineReport:
-    """Ingest every new landed file into bronze; returns what happened."""
+    """Ingest every new landed file into bronze, then rebuild silver; returns what happened."""
     started = time.perf_counter()
     instance = instance or dg.DagsterInstance.get()
     definitions = build_definitions(settings)
@@ -85,8 +85,21 @@ def run_pipeline(
         if decisions:
             echo(f"Ingesting {len(decisions)} new {source} file(s) ...")
             _ingest(instance, definitions, source, decisions, run_config, report, echo)
+    _build(instance, definitions, "build_silver", "silver", run_config, report, echo)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _build(instance, definitions, job_name, layer, run_config, report, echo) -> None:
+    echo(f"Building {layer} ...")
+    started = time.perf_counter()
+    result = definitions.resolve_job_def(job_name).execute_in_process(
+        instance=instance, run_config=run_config, raise_on_error=False
+    )
+    if result.success:
+        echo(f"  {layer} built in {time.perf_counter() - started:.1f} s")
+    else:
+        report.failures.append(f"{layer}: {_failure(result)}")
 
 
 def _ingest(instance, definitions, source, decisions, run_config, report, echo) -> None:

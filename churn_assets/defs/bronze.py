@@ -47,7 +47,8 @@ def _ingested_hashes(warehouse: DuckDBResource, source: Source, names: list[str]
     return dict(rows)
 
 
-def _dagster_type(schema):
+def dagster_type(schema):
+    """The Dagster type of a Pandera schema, without the beta warning on every load."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)  # dagster-pandera is marked beta
         return pandera_schema_to_dagster_type(schema)
@@ -64,7 +65,7 @@ def _build_bronze_asset(source: Source) -> dg.AssetsDefinition:
             "columns _source_file, _file_sha256, _ingested_at and _row_number."
         ),
         partitions_def=FILE_PARTITIONS[source.name],
-        dagster_type=_dagster_type(schema),
+        dagster_type=dagster_type(schema),
         metadata={"partition_expr": "_source_file", "dagster/column_schema": column_schema(schema)},
         kinds={"duckdb", "pandas", "csv", "parquet"},
         pool=DUCKDB_POOL,

@@ -29,6 +29,9 @@ class ChurnSettings(dg.ConfigurableResource):
     churn_home: str = Field(description="Root of all data (CHURN_HOME).")
     start_date: str = Field(description="First monthly snapshot, YYYY-MM-01 (CHURN_START_DATE).")
     churn_horizon_days: int = Field(description="Churn horizon in days (CHURN_HORIZON_DAYS).")
+    max_abs_amount: float = Field(
+        description="Orders or refunds larger than this (absolute) are quarantined (CHURN_MAX_ABS_AMOUNT)."
+    )
     seed: int = Field(description="Seed for training and control groups (CHURN_SEED).")
 
     @classmethod
@@ -37,6 +40,7 @@ class ChurnSettings(dg.ConfigurableResource):
             churn_home=str(settings.churn_home),
             start_date=settings.start_date.isoformat(),
             churn_horizon_days=settings.churn_horizon_days,
+            max_abs_amount=settings.max_abs_amount,
             seed=settings.seed,
         )
 
@@ -46,6 +50,7 @@ class ChurnSettings(dg.ConfigurableResource):
             churn_home=Path(self.churn_home),
             start_date=date.fromisoformat(self.start_date),
             churn_horizon_days=self.churn_horizon_days,
+            max_abs_amount=self.max_abs_amount,
             seed=self.seed,
         )
 

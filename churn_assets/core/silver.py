@@ -1,0 +1,212 @@
+"""Silver transactions: typed, validated, de-duplicated orders, and the quarantine of the rest.
+
+One set-based pass in DuckDB SQL over ``bronze.transactions``. Every bronze row ends up in exactly
+one of the two results, so for every file: bronze rows = silver rows + quarantined rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pandera
+
+# Reasons in the order they are tested; a row gets the first that applies.
+QUARANTINE_REASONS = (
+    "missing_order_id",
+    "missing_customer_id",
+    "unparseable_order_ts",
+    "future_order_ts",
+    "unparseable_amount",
+    "amount_out_of_range",
+    "exact_duplicate",
+    "conflicting_duplicate",
+)
+
+SILVER_COLUMNS = (
+    "order_id",
+    "customer_id",
+    "order_ts",
+    "amount",
+    "quantity",
+    "product_category",
+    "channel",
+    "is_refund",
+    "_source_file",
+    "_row_number",
+)
+QUARANTINE_COLUMNS = (
+    "_source_file",
+    "_row_number",
+    "_file_sha256",
+    "reason",
+    "order_id",
+    "customer_id",
+    "order_ts",
+    "amount",
+)
+
+
+def empty_bronze_transactions_sql() -> str:
+    """A relation shaped like ``bronze.transactions`` with no rows, for before anything landed."""
+    text = ", ".join(
+        f"cast(null as varchar) as {c}"
+        for c in ("order_id", "customer_id", "order_ts", "amount", "quantity", "product_category", "channel", "_source_file", "_file_sha256")
+    )
+    return f"(select {text}, cast(null as timestamp) as _ingested_at, cast(null as bigint) as _row_number where false)"
+
+
+def _typed_rows_sql(bronze_table: str, max_abs_amount: float) -> str:
+    """Bronze rows with parsed values and the first validation failure, if any."""
+    return f"""
+        with parsed as (
+            select
+                nullif(trim(order_id), '') as order_id,
+                -- ids arrive as integers, floats ("42.0") or text; silver keeps them as text
+                regexp_replace(nullif(trim(customer_id), ''), '\\.0+$', '') as customer_id,
+                try_cast(trim(order_ts) as timestamp) as order_ts,
+                try_cast(trim(amount) as double) as amount,
+                try_cast(try_cast(trim(quantity) as double) as integer) as quantity,
+                nullif(trim(product_category), '') as product_category,
+                nullif(trim(channel), '') as channel,
+                order_ts as raw_order_ts,
+                amount as raw_amount,
+                order_id as raw_order_id,
+                customer_id as raw_customer_id,
+                _source_file, _row_number, _file_sha256, _ingested_at
+            from {bronze_table}
+        )
+        select *,
+            case
+                when order_id is null then 'missing_order_id'
+                when customer_id is null then 'missing_customer_id'
+                when order_ts is null then 'unparseable_order_ts'
+                when order_ts > _ingested_at then 'future_order_ts'
+                when amount is null or not isfinite(amount) then 'unparseable_amount'
+                when abs(amount) > {float(max_abs_amount)} then 'amount_out_of_range'
+            end as invalid_reason
+        from parsed
+    """
+
+
+def _ranked_rows_sql(bronze_table: str, max_abs_amount: float) -> str:
+    """Valid rows ranked within their order id, first landed first; flags repeats."""
+    return f"""
+        with typed as ({_typed_rows_sql(bronze_table, max_abs_amount)}),
+        ranked as (
+            select *,
+                row_number() over (
+                    partition by order_id order by _source_file, _row_number
+                ) as occurrence,
+                first_value(customer_id || '|' || order_ts || '|' || amount) over (
+                    partition by order_id order by _source_file, _row_number
+                ) as first_content
+            from typed
+            where invalid_reason is null
+        )
+        select *,
+            case
+                when occurrence = 1 then null
+                when customer_id || '|' || order_ts || '|' || amount = first_content
+                    then 'exact_duplicate'
+                else 'conflicting_duplicate'
+            end as duplicate_reason
+        from ranked
+    """
+
+
+def silver_transactions_sql(bronze_table: str, max_abs_amount: float) -> str:
+    """Valid, de-duplicated orders and refunds (negative amounts), one row per order id."""
+    return f"""
+        select order_id, customer_id, order_ts, round(amount, 2) as amount, quantity,
+               product_category, channel, amount < 0 as is_refund, _source_file, _row_number
+        from ({_ranked_rows_sql(bronze_table, max_abs_amount)})
+        where duplicate_reason is null
+        order by order_ts, order_id
+    """
+
+
+def quarantine_sql(bronze_table: str, max_abs_amount: float) -> str:
+    """Every bronze row that is not in silver, with its reason and raw values."""
+    return f"""
+        select _source_file, _row_number, _file_sha256, invalid_reason as reason,
+               raw_order_id as order_id, raw_customer_id as customer_id,
+               raw_order_ts as order_ts, raw_amount as amount
+        from ({_typed_rows_sql(bronze_table, max_abs_amount)})
+        where invalid_reason is not null
+        union all
+        select _source_file, _row_number, _file_sha256, duplicate_reason,
+               raw_order_id, raw_customer_id, raw_order_ts, raw_amount
+        from ({_ranked_rows_sql(bronze_table, max_abs_amount)})
+        where duplicate_reason is not null
+        order by _source_file, _row_number
+    """
+
+
+def row_accounting_sql(bronze_table: str, silver_table: str, quarantine_table: str) -> str:
+    """Per source file: bronze rows, silver rows, quarantined rows by kind, and the difference."""
+    return f"""
+        with bronze as (
+            select _source_file, count(*) as bronze_rows from {bronze_table} group by 1
+        ),
+        silver as (
+            select _source_file, count(*) as silver_rows from {silver_table} group by 1
+        ),
+        quarantine as (
+            select _source_file,
+                   count(*) filter (where reason <> 'exact_duplicate') as quarantined_rows,
+                   count(*) filter (where reason = 'exact_duplicate') as dropped_duplicates
+            from {quarantine_table} group by 1
+        )
+        select coalesce(b._source_file, s._source_file, q._source_file) as _source_file,
+               coalesce(bronze_rows, 0) as bronze_rows,
+               coalesce(silver_rows, 0) as silver_rows,
+               coalesce(quarantined_rows, 0) as quarantined_rows,
+               coalesce(dropped_duplicates, 0) as dropped_duplicates,
+               coalesce(bronze_rows, 0) - coalesce(silver_rows, 0)
+                 - coalesce(quarantined_rows, 0) - coalesce(dropped_duplicates, 0) as unaccounted
+        from bronze b
+        full join silver s using (_source_file)
+        full join quarantine q using (_source_file)
+        order by 1
+    """
+
+
+def silver_transactions_schema() -> pandera.DataFrameSchema:
+    text = pd.StringDtype("pyarrow")
+    return pandera.DataFrameSchema(
+        {
+            "order_id": pandera.Column(text, unique=True, description="Order or refund id"),
+            "customer_id": pandera.Column(text, description="Customer id as text"),
+            "order_ts": pandera.Column("datetime64[us]", description="When the order was placed"),
+            "amount": pandera.Column(
+                float, pandera.Check(lambda s: np.isfinite(s)), description="Order value; negative for a refund"
+            ),
+            "quantity": pandera.Column("Int32", nullable=True),
+            "product_category": pandera.Column(text, nullable=True),
+            "channel": pandera.Column(text, nullable=True),
+            "is_refund": pandera.Column(bool, description="amount < 0"),
+            "_source_file": pandera.Column(text, description="Landed file the row came from"),
+            "_row_number": pandera.Column("int64", pandera.Check.ge(1)),
+        },
+        name="silver_transactions",
+        strict=True,
+        ordered=True,
+        coerce=True,
+    )
+
+
+def quarantine_schema() -> pandera.DataFrameSchema:
+    text = pd.StringDtype("pyarrow")
+    return pandera.DataFrameSchema(
+        {
+            "_source_file": pandera.Column(text),
+            "_row_number": pandera.Column("int64", pandera.Check.ge(1)),
+            "_file_sha256": pandera.Column(text),
+            "reason": pandera.Column(text, pandera.Check.isin(QUARANTINE_REASONS)),
+            **{c: pandera.Column(text, nullable=True, description="as landed") for c in ("order_id", "customer_id", "order_ts", "amount")},
+        },
+        name="silver_quarantine",
+        strict=True,
+        ordered=True,
+        coerce=True,
+    )

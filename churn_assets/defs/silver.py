@@ -1,0 +1,118 @@
+"""Silver: validated transactions and the quarantine of every rejected bronze row."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from churn_assets.core.silver import (
+    QUARANTINE_REASONS,
+    empty_bronze_transactions_sql,
+    quarantine_schema,
+    quarantine_sql,
+    row_accounting_sql,
+    silver_transactions_schema,
+    silver_transactions_sql,
+)
+from churn_assets.defs.bronze import dagster_type
+from churn_assets.defs.ingestion import bronze_key
+from churn_assets.defs.metadata import column_schema, preview
+from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
+
+SILVER_TRANSACTIONS = dg.AssetKey(["silver", "transactions"])
+SILVER_QUARANTINE = dg.AssetKey(["silver", "quarantine"])
+
+
+def _table_exists(connection, schema: str, table: str) -> bool:
+    return connection.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchall()[0][0] > 0
+
+
+@dg.multi_asset(
+    outs={
+        "transactions": dg.AssetOut(
+            key=SILVER_TRANSACTIONS,
+            dagster_type=dagster_type(silver_transactions_schema()),
+            description="Typed, validated orders and refunds from every landed file, one row per order id.",
+            metadata={"dagster/column_schema": column_schema(silver_transactions_schema())},
+            kinds={"duckdb", "pandas"},
+        ),
+        "quarantine": dg.AssetOut(
+            key=SILVER_QUARANTINE,
+            dagster_type=dagster_type(quarantine_schema()),
+            description=(
+                "Every bronze transaction row that is not in silver, with its reason: "
+                + ", ".join(QUARANTINE_REASONS) + "."
+            ),
+            metadata={"dagster/column_schema": column_schema(quarantine_schema())},
+            kinds={"duckdb", "pandas"},
+        ),
+    },
+    deps=[bronze_key("transactions")],
+    group_name="silver",
+    pool=DUCKDB_POOL,
+)
+def silver_transactions(context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource):
+    """Rebuilds both tables from all of bronze in one set-based SQL pass."""
+    max_abs_amount = churn_settings.core().max_abs_amount
+    with warehouse.get_connection() as connection:
+        source = "bronze.transactions" if _table_exists(connection, "bronze", "transactions") else empty_bronze_transactions_sql()
+        silver = connection.execute(silver_transactions_sql(source, max_abs_amount)).df()
+        quarantine = connection.execute(quarantine_sql(source, max_abs_amount)).df()
+    reasons = quarantine["reason"].value_counts()
+    yield dg.Output(
+        silver_transactions_schema().validate(silver),
+        "transactions",
+        metadata={
+            "refunds": int(silver["is_refund"].sum()),
+            "customers": int(silver["customer_id"].nunique()),
+            "first_order": str(silver["order_ts"].min()) if len(silver) else "none",
+            "last_order": str(silver["order_ts"].max()) if len(silver) else "none",
+            "preview": preview(silver),
+        },
+    )
+    yield dg.Output(
+        quarantine_schema().validate(quarantine),
+        "quarantine",
+        metadata={
+            **{f"reason/{reason}": int(reasons.get(reason, 0)) for reason in QUARANTINE_REASONS},
+            "preview": preview(quarantine),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=SILVER_TRANSACTIONS,
+    additional_deps=[bronze_key("transactions"), SILVER_QUARANTINE],
+    name="row_accounting",
+    description="For every landed file: bronze rows = silver rows + quarantined rows + dropped exact duplicates.",
+    blocking=True,
+    pool=DUCKDB_POOL,
+)
+def row_accounting(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+    with warehouse.get_connection() as connection:
+        source = "bronze.transactions" if _table_exists(connection, "bronze", "transactions") else empty_bronze_transactions_sql()
+        accounting = connection.execute(
+            row_accounting_sql(source, "silver.transactions", "silver.quarantine")
+        ).df()
+    broken = accounting[accounting["unaccounted"] != 0]
+    totals = accounting.drop(columns="_source_file").sum()
+    return dg.AssetCheckResult(
+        passed=broken.empty,
+        metadata={
+            **{name: int(value) for name, value in totals.items()},
+            "files": len(accounting),
+            "files_not_reconciled": dg.MetadataValue.md(
+                broken.to_markdown(index=False) if len(broken) else "none"
+            ),
+        },
+    )
+
+
+silver_assets = [silver_transactions]
+silver_checks = [row_accounting]
+silver_job = dg.define_asset_job(
+    "build_silver",
+    selection=dg.AssetSelection.groups("silver"),
+    description="Rebuild the silver tables from bronze.",
+)
