@@ -29,13 +29,15 @@ def test_run_on_an_empty_home_generates_ingests_and_leaves_runs_in_the_instance(
     assert "bronze.transactions" in result.stdout
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as connection:
         rows = connection.execute("select count(*) from bronze.transactions").fetchall()[0][0]
+        silver = connection.execute("select count(*) from silver.transactions").fetchall()[0][0]
     assert rows > 1000
+    assert silver == rows  # clean sample data: nothing quarantined
     assert (home / "truth" / "customers_truth.parquet").exists()
     assert (home / "dagster" / "dagster.yaml").read_text() == (PROJECT_ROOT / "dagster.yaml").read_text()
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         runs = instance.get_run_records()
         assert {r.dagster_run.job_name for r in runs} == {
-            "ingest_transactions", "ingest_customers", "ingest_web_sessions"
+            "ingest_transactions", "ingest_customers", "ingest_web_sessions", "build_silver"
         }
         assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
 
