@@ -7,6 +7,7 @@ import dagster as dg
 from churn_assets.defs.bronze import bronze_assets, ingest_jobs
 from churn_assets.defs.checks import bronze_checks
 from churn_assets.defs.resources import build_resources
+from churn_assets.defs.features import build_snapshot_assets
 from churn_assets.defs.sensors import landing_sensor
 from churn_assets.defs.silver import silver_assets, silver_checks, silver_job
 from churn_assets.settings import Settings
@@ -15,10 +16,16 @@ from churn_assets.settings import Settings
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Definitions for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
+    snapshot_assets, snapshot_checks = build_snapshot_assets(settings)
+    snapshots_job = dg.define_asset_job(
+        "build_snapshots",
+        selection=dg.AssetSelection.assets(*snapshot_assets),
+        description="Features and labels for one monthly snapshot.",
+    )
     return dg.Definitions(
-        assets=[*bronze_assets, *silver_assets],
-        asset_checks=[*bronze_checks, *silver_checks],
-        jobs=[*ingest_jobs.values(), silver_job],
+        assets=[*bronze_assets, *silver_assets, *snapshot_assets],
+        asset_checks=[*bronze_checks, *silver_checks, *snapshot_checks],
+        jobs=[*ingest_jobs.values(), silver_job, snapshots_job],
         sensors=[landing_sensor],
         resources=build_resources(settings),
     )

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
-import duckdb
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -21,6 +20,7 @@ from churn_assets.core.bronze import check_landed_columns
 from churn_assets.core.landing import LandingError, Verdict
 from churn_assets.core.sources import SOURCES
 from churn_assets.definitions import build_definitions
+from churn_assets.defs.resources import build_resources
 from churn_assets.defs.ingestion import SHA_TAG, partitions_name, plan_ingestion
 from churn_assets.settings import Settings
 
@@ -51,11 +51,17 @@ class PipelineReport:
         return "\n".join(lines)
 
 
+def _warehouse(settings: Settings):
+    # The runs' own resource, so the connection has their configuration: DuckDB refuses a second
+    # configuration for a database file while this process still holds it open.
+    return build_resources(settings)["warehouse"].get_connection()
+
+
 def table_row_counts(settings: Settings) -> dict[str, int]:
     """Row count of every table in the warehouse, by schema.table."""
     if not settings.warehouse_path.exists():
         return {}
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+    with _warehouse(settings) as connection:
         tables = connection.execute(
             "select table_schema || '.' || table_name from information_schema.tables "
             "where table_type = 'BASE TABLE' order by 1"
@@ -86,15 +92,35 @@ def run_pipeline(
             echo(f"Ingesting {len(decisions)} new {source} file(s) ...")
             _ingest(instance, definitions, source, decisions, run_config, report, echo)
     _build(instance, definitions, "build_silver", "silver", run_config, report, echo)
+    snapshots = snapshots_with_data(settings, definitions)
+    if snapshots:
+        tags = {ASSET_PARTITION_RANGE_START_TAG: snapshots[0], ASSET_PARTITION_RANGE_END_TAG: snapshots[-1]}
+        layer = f"features and labels for {len(snapshots)} snapshots ({snapshots[0]} .. {snapshots[-1]})"
+        _build(instance, definitions, "build_snapshots", layer, run_config, report, echo, tags)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _build(instance, definitions, job_name, layer, run_config, report, echo) -> None:
+def snapshots_with_data(settings: Settings, definitions: dg.Definitions) -> list[str]:
+    """Snapshot partition keys from the first with history to the month after the newest order."""
+    with _warehouse(settings) as connection:
+        first, last = connection.execute("select min(order_ts), max(order_ts) from silver.transactions").fetchall()[0]
+    if first is None:
+        return []
+    keys = definitions.get_assets_def(["silver", "customer_features"]).partitions_def.get_partition_keys()
+    upper = _next_month(last)
+    return [k for k in keys if first.date().isoformat() < k <= upper]
+
+
+def _next_month(moment) -> str:
+    return f"{moment.year + moment.month // 12}-{moment.month % 12 + 1:02d}-01"
+
+
+def _build(instance, definitions, job_name, layer, run_config, report, echo, tags=None) -> None:
     echo(f"Building {layer} ...")
     started = time.perf_counter()
     result = definitions.resolve_job_def(job_name).execute_in_process(
-        instance=instance, run_config=run_config, raise_on_error=False
+        instance=instance, run_config=run_config, raise_on_error=False, tags=tags
     )
     if result.success:
         echo(f"  {layer} built in {time.perf_counter() - started:.1f} s")

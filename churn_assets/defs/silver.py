@@ -21,7 +21,7 @@ SILVER_TRANSACTIONS = dg.AssetKey(["silver", "transactions"])
 SILVER_QUARANTINE = dg.AssetKey(["silver", "quarantine"])
 
 
-def _table_exists(connection, schema: str, table: str) -> bool:
+def table_exists(connection, schema: str, table: str) -> bool:
     return connection.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, table],
@@ -56,7 +56,7 @@ def silver_transactions(context: dg.AssetExecutionContext, churn_settings: Churn
     """Rebuilds both tables from all of bronze in one set-based SQL pass."""
     max_abs_amount = churn_settings.core().max_abs_amount
     with warehouse.get_connection() as connection:
-        source = "bronze.transactions" if _table_exists(connection, "bronze", "transactions") else empty_bronze_transactions_sql()
+        source = "bronze.transactions" if table_exists(connection, "bronze", "transactions") else empty_bronze_transactions_sql()
         silver = connection.execute(silver_transactions_sql(source, max_abs_amount)).df()
         quarantine = connection.execute(quarantine_sql(source, max_abs_amount)).df()
     reasons = quarantine["reason"].value_counts()
@@ -91,7 +91,7 @@ def silver_transactions(context: dg.AssetExecutionContext, churn_settings: Churn
 )
 def row_accounting(warehouse: DuckDBResource) -> dg.AssetCheckResult:
     with warehouse.get_connection() as connection:
-        source = "bronze.transactions" if _table_exists(connection, "bronze", "transactions") else empty_bronze_transactions_sql()
+        source = "bronze.transactions" if table_exists(connection, "bronze", "transactions") else empty_bronze_transactions_sql()
         accounting = connection.execute(
             row_accounting_sql(source, "silver.transactions", "silver.quarantine")
         ).df()
@@ -113,6 +113,6 @@ silver_assets = [silver_transactions]
 silver_checks = [row_accounting]
 silver_job = dg.define_asset_job(
     "build_silver",
-    selection=dg.AssetSelection.groups("silver"),
-    description="Rebuild the silver tables from bronze.",
+    selection=dg.AssetSelection.assets(SILVER_TRANSACTIONS, SILVER_QUARANTINE),
+    description="Rebuild silver.transactions and silver.quarantine from bronze.",
 )

@@ -1,0 +1,160 @@
+"""Monthly snapshots in silver: point-in-time customer features and forward-looking churn labels."""
+
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from churn_assets.core.features import (
+    churn_labels_schema,
+    churn_labels_sql,
+    customer_features_schema,
+    customer_features_sql,
+    data_through_sql,
+    horizon_observed,
+)
+from churn_assets.defs.bronze import dagster_type
+from churn_assets.defs.ingestion import bronze_key
+from churn_assets.defs.metadata import column_schema, preview
+from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
+from churn_assets.defs.silver import SILVER_TRANSACTIONS, table_exists
+from churn_assets.settings import Settings
+
+CUSTOMER_FEATURES = dg.AssetKey(["silver", "customer_features"])
+CHURN_LABELS = dg.AssetKey(["silver", "churn_labels"])
+
+
+def snapshot_partitions(settings: Settings) -> dg.MonthlyPartitionsDefinition:
+    """One partition per monthly snapshot S from CHURN_START_DATE; the current month's S has
+    passed, so it is included (end_offset=1)."""
+    return dg.MonthlyPartitionsDefinition(start_date=settings.start_date.isoformat(), end_offset=1)
+
+
+def _snapshots(context: dg.AssetExecutionContext) -> list[date]:
+    """The snapshots of this run: one, or a range when a backfill runs as a single run."""
+    return [date.fromisoformat(key) for key in context.partition_keys]
+
+
+def build_snapshot_assets(settings: Settings) -> tuple[list, list]:
+    partitions = snapshot_partitions(settings)
+    features_schema, labels_schema = customer_features_schema(), churn_labels_schema()
+
+    @dg.asset(
+        key=CUSTOMER_FEATURES,
+        group_name="silver",
+        description="Per customer with an order before snapshot S: features computed only from data before S.",
+        partitions_def=partitions,
+        deps=[
+            SILVER_TRANSACTIONS,
+            # every landed file of the optional sources counts for every snapshot
+            dg.AssetDep(bronze_key("customers"), partition_mapping=dg.AllPartitionMapping()),
+            dg.AssetDep(bronze_key("web_sessions"), partition_mapping=dg.AllPartitionMapping()),
+        ],
+        dagster_type=dagster_type(features_schema),
+        metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(features_schema)},
+        kinds={"duckdb", "pandas"},
+        pool=DUCKDB_POOL,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def customer_features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> pd.DataFrame:
+        frames = []
+        with warehouse.get_connection() as connection:
+            customers = "bronze.customers" if table_exists(connection, "bronze", "customers") else None
+            sessions = "bronze.web_sessions" if table_exists(connection, "bronze", "web_sessions") else None
+            for snapshot in _snapshots(context):
+                sql = customer_features_sql(snapshot, customers=customers, web_sessions=sessions)
+                frames.append(connection.execute(sql).df())
+                context.log.info(f"snapshot {snapshot}: {len(frames[-1]):,} customers")
+        features = pd.concat(frames, ignore_index=True)
+        context.add_output_metadata(
+            {
+                "snapshots": len(frames),
+                "customers_per_snapshot": dg.MetadataValue.md(
+                    features.groupby("snapshot_date").size().rename("customers").to_frame().to_markdown()
+                    if len(features) else "none"
+                ),
+                "preview": preview(features),
+            }
+        )
+        return features
+
+    @dg.asset(
+        key=CHURN_LABELS,
+        group_name="silver",
+        description=(
+            "1 when a customer with an order before S places no order in [S, S + horizon). Empty "
+            "until the horizon is fully observed in the data."
+        ),
+        partitions_def=partitions,
+        deps=[SILVER_TRANSACTIONS],
+        dagster_type=dagster_type(labels_schema),
+        metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(labels_schema)},
+        kinds={"duckdb", "pandas"},
+        pool=DUCKDB_POOL,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def churn_labels(
+        context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource
+    ) -> pd.DataFrame:
+        horizon = churn_settings.core().churn_horizon_days
+        frames, unobserved = [], []
+        with warehouse.get_connection() as connection:
+            data_through = connection.execute(data_through_sql()).fetchall()[0][0]
+            for snapshot in _snapshots(context):
+                labels = connection.execute(churn_labels_sql(snapshot, horizon)).df()
+                if not horizon_observed(snapshot, horizon, data_through):
+                    # Never partial labels: a customer who has not ordered *yet* is not a churner.
+                    labels = labels.iloc[0:0]
+                    unobserved.append(snapshot.isoformat())
+                frames.append(labels)
+        labels = pd.concat(frames, ignore_index=True)
+        if unobserved:
+            context.log.info(f"{horizon}-day horizon not yet observed (data through {data_through}): {unobserved}")
+        context.add_output_metadata(
+            {
+                "horizon_days": horizon,
+                "data_through": str(data_through),
+                "snapshots_without_labels_yet": ", ".join(unobserved) or "none",
+                "churn_rate_per_snapshot": dg.MetadataValue.md(
+                    labels.groupby("snapshot_date")["churned"].agg(["size", "mean"]).to_markdown()
+                    if len(labels) else "none"
+                ),
+            }
+        )
+        return labels
+
+    checks = [_unique_per_snapshot_check(), _point_in_time_check()]
+    return [customer_features, churn_labels], checks
+
+
+def _unique_per_snapshot_check():
+    @dg.asset_check(asset=CUSTOMER_FEATURES, name="unique_customer_per_snapshot", pool=DUCKDB_POOL, blocking=True)
+    def unique_customer_per_snapshot(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as connection:
+            repeats = connection.execute(
+                "select count(*) from (select snapshot_date, customer_id from silver.customer_features "
+                "group by all having count(*) > 1)"
+            ).fetchall()[0][0]
+        return dg.AssetCheckResult(passed=repeats == 0, metadata={"repeated_pairs": repeats})
+
+    return unique_customer_per_snapshot
+
+
+def _point_in_time_check():
+    @dg.asset_check(
+        asset=CUSTOMER_FEATURES,
+        name="no_data_at_or_after_snapshot",
+        description="Every feature row's newest order is strictly before its snapshot.",
+        pool=DUCKDB_POOL,
+        blocking=True,
+    )
+    def no_data_at_or_after_snapshot(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as connection:
+            leaks = connection.execute(
+                "select count(*) from silver.customer_features where last_order_ts >= snapshot_date "
+                "or first_order_ts >= snapshot_date"
+            ).fetchall()[0][0]
+        return dg.AssetCheckResult(passed=leaks == 0, metadata={"rows_with_data_from_the_future": leaks})
+
+    return no_data_at_or_after_snapshot

@@ -1,0 +1,116 @@
+"""Point-in-time features and forward-looking labels: exact values on a hand-built history."""
+
+from datetime import date, datetime
+
+import duckdb
+import pandas as pd
+import pytest
+
+from churn_assets.core.features import (
+    churn_labels_schema,
+    churn_labels_sql,
+    customer_features_schema,
+    customer_features_sql,
+    horizon_observed,
+)
+
+S = date(2024, 7, 1)
+
+
+@pytest.fixture
+def connection():
+    with duckdb.connect() as connection:
+        connection.execute(
+            """create table tx as select * from (values
+                ('O1', 'A', timestamp '2024-01-01 00:00:00', 100.0, 'home'),
+                ('O2', 'A', timestamp '2024-03-01 00:00:00', 50.0, 'sports'),
+                ('R1', 'A', timestamp '2024-03-05 00:00:00', -25.0, 'sports'),
+                ('O3', 'A', timestamp '2024-06-01 00:00:00', 30.0, 'home'),
+                ('O4', 'B', timestamp '2024-05-20 00:00:00', 10.0, 'home'),
+                ('O5', 'B', timestamp '2024-07-01 00:00:00', 99.0, 'home'),
+                ('O6', 'C', timestamp '2024-07-02 00:00:00', 5.0, 'home'),
+                ('O7', 'D', timestamp '2024-06-30 23:59:59', 20.0, 'beauty'),
+                ('O8', 'D', timestamp '2024-09-28 23:59:59', 20.0, 'beauty'),
+                ('R2', 'E', timestamp '2024-06-10 00:00:00', -10.0, 'home')
+            ) t(order_id, customer_id, order_ts, amount, product_category)"""
+        )
+        connection.execute(
+            """create table customers as select * from (values
+                ('A', '2023-12-31 00:00:00', 'vip', '120', 'true', 'c1.csv', 1, timestamp '2024-01-01'),
+                ('A', '2023-12-31 00:00:00', 'consumer', '5', 'false', 'c0.csv', 1, timestamp '2023-12-31'),
+                ('B', '2024-05-01 00:00:00', 'consumer', 'lots', 'maybe', 'c1.csv', 2, timestamp '2024-01-01')
+            ) t(customer_id, signup_ts, segment, loyalty_points, marketing_opt_in, _source_file, _row_number, _ingested_at)"""
+        )
+        connection.execute(
+            """create table sessions as select * from (values
+                ('A', '2024-06-15 10:00:00'), ('A', '2024-06-29 10:00:00'), ('A', '2024-05-01 10:00:00'),
+                ('A', '2024-07-01 00:00:00'), ('B', 'garbage')
+            ) t(customer_id, session_ts)"""
+        )
+        yield connection
+
+
+def _features(connection, **sources):
+    frame = connection.execute(customer_features_sql(S, "tx", **sources)).df()
+    return customer_features_schema().validate(frame).set_index("customer_id")
+
+
+def test_every_feature_has_its_exact_value(connection):
+    f = _features(connection, customers="customers", web_sessions="sessions")
+    a = f.loc["A"]
+    assert a["recency_days"] == 30.0
+    assert a["frequency"] == 3
+    assert a["monetary"] == 155.0  # 100 + 50 - 25 + 30: the refund is netted
+    assert a["avg_order_value"] == 60.0
+    assert a["tenure_days"] == 182.0
+    assert (a["orders_30d"], a["orders_90d"], a["orders_180d"]) == (1, 1, 2)
+    assert (a["spend_30d"], a["spend_90d"], a["spend_180d"]) == (30.0, 30.0, 55.0)
+    assert a["spend_trend"] == 5.0  # last 90 days (30) minus the 90 before (50 - 25)
+    assert a["mean_days_between_orders"] == 76.0  # gaps of 60 and 92 days
+    assert a["std_days_between_orders"] == pytest.approx(22.627417, rel=1e-6)
+    assert a["overdue_ratio"] == pytest.approx(30 / 76)
+    assert a["distinct_categories"] == 2
+    assert a["refund_share"] == pytest.approx(25 / 180)
+    assert (a["segment"], a["loyalty_points"], a["marketing_opt_in"]) == ("vip", 120.0, True)  # newest file wins
+    assert (a["sessions_30d"], a["days_since_last_session"]) == (2, 2)  # the session at S is not seen
+    b = f.loc["B"]
+    assert (b["frequency"], b["monetary"], b["recency_days"]) == (1, 10.0, 42.0)
+    assert pd.isna(b["mean_days_between_orders"]) and pd.isna(b["overdue_ratio"])
+    assert pd.isna(b["loyalty_points"]) and pd.isna(b["marketing_opt_in"])  # unparseable stays unknown
+    assert b["sessions_30d"] == 0 and pd.isna(b["days_since_last_session"])
+    assert f.loc["D", "recency_days"] == pytest.approx(1 / 86400)
+
+
+def test_only_customers_with_an_order_before_the_snapshot(connection):
+    f = _features(connection)
+    # C's first order is after S, B's order exactly at S is not seen, E only has a refund.
+    assert sorted(f.index) == ["A", "B", "D"]
+    assert (f["last_order_ts"] < datetime(2024, 7, 1)).all()
+    assert (f["snapshot_date"] == datetime(2024, 7, 1)).all()
+
+
+def test_missing_optional_sources_give_empty_columns(connection):
+    f = _features(connection)
+    assert f["segment"].isna().all() and f["loyalty_points"].isna().all()
+    assert (f["sessions_30d"] == 0).all() and f["days_since_last_session"].isna().all()
+
+
+def test_labels_look_only_forward(connection):
+    labels = churn_labels_schema().validate(connection.execute(churn_labels_sql(S, 90, "tx")).df())
+    by_customer = labels.set_index("customer_id")
+    # A: nothing in [S, S+90). B: the order exactly at S counts for the label. D: 2024-09-28 is
+    # inside the horizon (it ends 2024-09-29). C was not active before S; E never ordered.
+    assert by_customer["churned"].to_dict() == {"A": 1, "B": 0, "D": 0}
+    assert by_customer.loc["B", "orders_in_horizon"] == 1
+    assert (labels["horizon_end"] == datetime(2024, 9, 29)).all()
+
+
+def test_horizon_must_be_observed_before_labels_exist():
+    assert horizon_observed(S, 90, datetime(2024, 9, 28, 12))  # the horizon's last day is in the data
+    assert not horizon_observed(S, 90, datetime(2024, 9, 27, 23))
+    assert not horizon_observed(S, 90, None)
+
+
+def test_a_snapshot_before_any_data_has_no_rows(connection):
+    assert connection.execute(customer_features_sql(date(2023, 1, 1), "tx")).df().empty
+    assert connection.execute(churn_labels_sql(date(2023, 1, 1), 90, "tx")).df().empty
