@@ -7,7 +7,7 @@ import dagster as dg
 from churn_assets.defs.bronze import bronze_assets, ingest_jobs
 from churn_assets.defs.checks import bronze_checks
 from churn_assets.defs.resources import build_resources
-from churn_assets.defs.features import build_snapshot_assets
+from churn_assets.defs.features import build_snapshot_assets, snapshot_checks
 from churn_assets.defs.sensors import landing_sensor
 from churn_assets.defs.silver import silver_assets, silver_checks, silver_job
 from churn_assets.settings import Settings
@@ -16,7 +16,7 @@ from churn_assets.settings import Settings
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Definitions for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
-    snapshot_assets, snapshot_checks = build_snapshot_assets(settings)
+    snapshot_assets = build_snapshot_assets(settings)
     snapshots_job = dg.define_asset_job(
         "build_snapshots",
         selection=dg.AssetSelection.assets(*snapshot_assets),

@@ -32,3 +32,19 @@ def test_each_kind_of_broken_lineage_is_found():
     )
     found = problems["_source_file"].tolist()
     assert found == ["gap.csv", "late_start.csv", "no_hash.csv", "repeat.csv", "two_hashes.csv", None]
+
+
+def test_repeated_pairs_and_rows_from_the_future_are_counted():
+    from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
+
+    with duckdb.connect() as connection:
+        connection.execute(
+            """create table f as select * from (values
+                (date '2024-07-01', 'A', timestamp '2024-01-01', timestamp '2024-06-30 23:59:59'),
+                (date '2024-07-01', 'A', timestamp '2024-01-01', timestamp '2024-07-01 00:00:00'),
+                (date '2024-07-01', 'B', timestamp '2024-07-02', timestamp '2024-07-02'),
+                (date '2024-08-01', 'A', timestamp '2024-01-01', timestamp '2024-07-15')
+            ) t(snapshot_date, customer_id, first_order_ts, last_order_ts)"""
+        )
+        assert connection.execute(repeated_pairs_sql("f", ("snapshot_date", "customer_id"))).fetchall() == [(1,)]
+        assert connection.execute(rows_at_or_after_snapshot_sql("f")).fetchall() == [(2,)]

@@ -24,3 +24,17 @@ def bronze_lineage_problems_sql(table: str) -> str:
         from {table} where _source_file is null having count(*) > 0
         order by 1
     """
+
+
+def repeated_pairs_sql(table: str, key: tuple[str, ...]) -> str:
+    """How many values of ``key`` occur more than once in ``table``."""
+    columns = ", ".join(key)
+    return f"select count(*) from (select {columns} from {table} group by {columns} having count(*) > 1)"
+
+
+def rows_at_or_after_snapshot_sql(table: str) -> str:
+    """How many feature rows saw an order at or after their own snapshot."""
+    return (
+        f"select count(*) from {table} "
+        "where last_order_ts >= snapshot_date or first_order_ts >= snapshot_date"
+    )

@@ -14,6 +14,7 @@ from churn_assets.core.features import (
     data_through_sql,
     horizon_observed,
 )
+from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
 from churn_assets.defs.bronze import dagster_type
 from churn_assets.defs.ingestion import bronze_key
 from churn_assets.defs.metadata import column_schema, preview
@@ -36,7 +37,8 @@ def _snapshots(context: dg.AssetExecutionContext) -> list[date]:
     return [date.fromisoformat(key) for key in context.partition_keys]
 
 
-def build_snapshot_assets(settings: Settings) -> tuple[list, list]:
+def build_snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
+    """Features and labels on monthly partitions that start at ``settings.start_date``."""
     partitions = snapshot_partitions(settings)
     features_schema, labels_schema = customer_features_schema(), churn_labels_schema()
 
@@ -124,37 +126,32 @@ def build_snapshot_assets(settings: Settings) -> tuple[list, list]:
         )
         return labels
 
-    checks = [_unique_per_snapshot_check(), _point_in_time_check()]
-    return [customer_features, churn_labels], checks
+    return [customer_features, churn_labels]
 
 
-def _unique_per_snapshot_check():
-    @dg.asset_check(asset=CUSTOMER_FEATURES, name="unique_customer_per_snapshot", pool=DUCKDB_POOL, blocking=True)
-    def unique_customer_per_snapshot(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+def _zero_rows_check(name: str, description: str, sql: str, metric: str) -> dg.AssetChecksDefinition:
+    """A blocking check on the features table that passes when ``sql`` counts zero problems."""
+
+    @dg.asset_check(asset=CUSTOMER_FEATURES, name=name, description=description, pool=DUCKDB_POOL, blocking=True)
+    def _check(warehouse: DuckDBResource) -> dg.AssetCheckResult:
         with warehouse.get_connection() as connection:
-            repeats = connection.execute(
-                "select count(*) from (select snapshot_date, customer_id from silver.customer_features "
-                "group by all having count(*) > 1)"
-            ).fetchall()[0][0]
-        return dg.AssetCheckResult(passed=repeats == 0, metadata={"repeated_pairs": repeats})
+            problems = connection.execute(sql).fetchall()[0][0]
+        return dg.AssetCheckResult(passed=problems == 0, metadata={metric: problems})
 
-    return unique_customer_per_snapshot
+    return _check
 
 
-def _point_in_time_check():
-    @dg.asset_check(
-        asset=CUSTOMER_FEATURES,
-        name="no_data_at_or_after_snapshot",
-        description="Every feature row's newest order is strictly before its snapshot.",
-        pool=DUCKDB_POOL,
-        blocking=True,
-    )
-    def no_data_at_or_after_snapshot(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as connection:
-            leaks = connection.execute(
-                "select count(*) from silver.customer_features where last_order_ts >= snapshot_date "
-                "or first_order_ts >= snapshot_date"
-            ).fetchall()[0][0]
-        return dg.AssetCheckResult(passed=leaks == 0, metadata={"rows_with_data_from_the_future": leaks})
-
-    return no_data_at_or_after_snapshot
+snapshot_checks = [
+    _zero_rows_check(
+        "unique_customer_per_snapshot",
+        "At most one feature row per (snapshot, customer).",
+        repeated_pairs_sql("silver.customer_features", ("snapshot_date", "customer_id")),
+        "repeated_pairs",
+    ),
+    _zero_rows_check(
+        "no_data_at_or_after_snapshot",
+        "Every feature row's first and newest order are strictly before its snapshot.",
+        rows_at_or_after_snapshot_sql("silver.customer_features"),
+        "rows_with_data_from_the_future",
+    ),
+]
