@@ -90,7 +90,7 @@ def run_pipeline(
         decisions = [d for d in plan.new if d.file.source == source]
         if decisions:
             echo(f"Ingesting {len(decisions)} new {source} file(s) ...")
-            _ingest(instance, definitions, source, decisions, run_config, report, echo)
+            _ingest(instance, definitions, settings, source, decisions, run_config, report, echo)
     _build(instance, definitions, "build_silver", "silver", run_config, report, echo)
     snapshots = snapshots_with_data(settings, definitions)
     if snapshots:
@@ -128,12 +128,12 @@ def _build(instance, definitions, job_name, layer, run_config, report, echo, tag
         report.failures.append(f"{layer}: {_failure(result)}")
 
 
-def _ingest(instance, definitions, source, decisions, run_config, report, echo) -> None:
+def _ingest(instance, definitions, settings, source, decisions, run_config, report, echo) -> None:
     job = definitions.resolve_job_def(f"ingest_{source}")
     readable, unreadable = [], []
     for decision in decisions:
         try:
-            check_landed_columns(decision.file.path, SOURCES[source])
+            check_landed_columns(decision.file.path, SOURCES[source], settings.column_map(source))
             readable.append(decision)
         except LandingError:
             unreadable.append(decision)
@@ -159,7 +159,8 @@ def _ingest(instance, definitions, source, decisions, run_config, report, echo) 
             report.failures.append(f"{source} files {span[0]} .. {span[-1]}: {_failure(result)}")
     for decision in unreadable:
         if _already_failed(instance, decision):
-            report.failures.append(f"{_unreadable_reason(decision)} (unchanged since its failed run)")
+            reason = _unreadable_reason(decision, settings.column_map(source))
+            report.failures.append(f"{reason} (unchanged since its failed run)")
             continue
         result = job.execute_in_process(
             instance=instance,
@@ -172,9 +173,9 @@ def _ingest(instance, definitions, source, decisions, run_config, report, echo) 
         echo(f"  refused {decision.file.file_id} (see the failed run in the UI)")
 
 
-def _unreadable_reason(decision) -> str:
+def _unreadable_reason(decision, column_map) -> str:
     try:
-        check_landed_columns(decision.file.path, SOURCES[decision.file.source])
+        check_landed_columns(decision.file.path, SOURCES[decision.file.source], column_map)
     except LandingError as exc:
         return str(exc)
     return decision.message

@@ -96,3 +96,19 @@ def test_nothing_landed_is_a_skip(settings, instance):
     result = tick(instance, settings)
     assert not result.run_requests
     assert result.skip_reason.skip_message == "no new landed files"
+
+
+def test_sources_with_other_column_names_are_mapped_by_settings(settings, instance, tmp_path):
+    import dataclasses
+
+    from churn_assets.definitions import build_definitions
+
+    mapped = dataclasses.replace(
+        settings, transactions_column_map="OrderNo=order_id,Client=customer_id,When=order_ts,Total=amount"
+    )
+    definitions = build_definitions(mapped)
+    land(mapped, "transactions", "export.csv", "OrderNo,Client,When,Total,Store\nO1,1,2024-01-01,3.50,Berlin\n")
+    outcomes = launch(instance, definitions, tick(instance, mapped))
+    assert outcomes["export.csv"].success
+    row = query(mapped, "select order_id, customer_id, order_ts, amount, _extra from bronze.transactions")
+    assert row.values.tolist() == [["O1", "1", "2024-01-01", "3.50", '{"Store":"Berlin"}']]

@@ -39,3 +39,13 @@ def test_bad_values_name_the_variable(variable, value, message):
 def test_every_setting_is_described_with_its_variable():
     described = {env for env, _, _ in Settings().describe()}
     assert {"CHURN_HOME", "CHURN_START_DATE", "CHURN_HORIZON_DAYS", "CHURN_SEED"} <= described
+
+
+def test_column_maps_are_parsed_and_checked():
+    settings = Settings.from_env({"CHURN_TRANSACTIONS_COLUMN_MAP": " InvoiceNo = order_id , CustomerID=customer_id"})
+    assert settings.column_map("transactions") == {"InvoiceNo": "order_id", "CustomerID": "customer_id"}
+    assert settings.column_map("customers") == {}
+    with pytest.raises(SettingsError, match="CHURN_TRANSACTIONS_COLUMN_MAP: 'InvoiceNo' is not of the form"):
+        Settings.from_env({"CHURN_TRANSACTIONS_COLUMN_MAP": "InvoiceNo"})
+    with pytest.raises(SettingsError, match=r"CHURN_CUSTOMERS_COLUMN_MAP: \['shoe_size'\] are not customers columns"):
+        Settings.from_env({"CHURN_CUSTOMERS_COLUMN_MAP": "Size=shoe_size"})

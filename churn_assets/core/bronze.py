@@ -71,7 +71,8 @@ def _require_columns(label: str, columns: list[str], source: Source) -> None:
     if missing:
         raise LandingError(
             f"{label}: missing required columns {missing}; found {columns}. Rename the columns "
-            f"in the file to {list(source.required)} and land it again under a new name."
+            f"in the file to {list(source.required)} and land it again under a new name, or map "
+            f"them with CHURN_{source.name.upper()}_COLUMN_MAP (e.g. 'OrderNo=order_id')."
         )
 
 

@@ -89,7 +89,9 @@ def _build_bronze_asset(source: Source) -> dg.AssetsDefinition:
                     raise LandingError(f"{source.name}/{name} is no longer in {path.parent}")
                 sha = file_sha256(path)
                 _refuse_changed(source, name, sha, requested_sha, previous.get(name), config)
-                frame = read_landed_file(path, source, sha256=sha, ingested_at=ingested_at)
+                frame = read_landed_file(
+                    path, source, sha256=sha, ingested_at=ingested_at, column_map=settings.column_map(source.name)
+                )
             except LandingError as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from None
             context.add_asset_metadata(

@@ -32,6 +32,9 @@ class ChurnSettings(dg.ConfigurableResource):
     max_abs_amount: float = Field(
         description="Orders or refunds larger than this (absolute) are quarantined (CHURN_MAX_ABS_AMOUNT)."
     )
+    transactions_column_map: str = Field(default="", description="CHURN_TRANSACTIONS_COLUMN_MAP")
+    customers_column_map: str = Field(default="", description="CHURN_CUSTOMERS_COLUMN_MAP")
+    web_sessions_column_map: str = Field(default="", description="CHURN_WEB_SESSIONS_COLUMN_MAP")
     seed: int = Field(description="Seed for training and control groups (CHURN_SEED).")
 
     @classmethod
@@ -41,6 +44,9 @@ class ChurnSettings(dg.ConfigurableResource):
             start_date=settings.start_date.isoformat(),
             churn_horizon_days=settings.churn_horizon_days,
             max_abs_amount=settings.max_abs_amount,
+            transactions_column_map=settings.transactions_column_map,
+            customers_column_map=settings.customers_column_map,
+            web_sessions_column_map=settings.web_sessions_column_map,
             seed=settings.seed,
         )
 
@@ -51,6 +57,9 @@ class ChurnSettings(dg.ConfigurableResource):
             start_date=date.fromisoformat(self.start_date),
             churn_horizon_days=self.churn_horizon_days,
             max_abs_amount=self.max_abs_amount,
+            transactions_column_map=self.transactions_column_map,
+            customers_column_map=self.customers_column_map,
+            web_sessions_column_map=self.web_sessions_column_map,
             seed=self.seed,
         )
 
