@@ -1,11 +1,13 @@
 """Monthly snapshots in silver: point-in-time customer features and forward-looking churn labels."""
 
+import warnings
 from datetime import date
 
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from churn_assets.core.frames import query_frame
 from churn_assets.core.features import (
     churn_labels_schema,
     churn_labels_sql,
@@ -39,6 +41,12 @@ def _snapshots(context: dg.AssetExecutionContext) -> list[date]:
 
 def build_snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     """Features and labels on monthly partitions that start at ``settings.start_date``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # backfill_policy is marked beta
+        return _snapshot_assets(settings)
+
+
+def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     partitions = snapshot_partitions(settings)
     features_schema, labels_schema = customer_features_schema(), churn_labels_schema()
 
@@ -66,7 +74,7 @@ def build_snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             sessions = "bronze.web_sessions" if table_exists(connection, "bronze", "web_sessions") else None
             for snapshot in _snapshots(context):
                 sql = customer_features_sql(snapshot, customers=customers, web_sessions=sessions)
-                frames.append(connection.execute(sql).df())
+                frames.append(query_frame(connection, sql))
                 context.log.info(f"snapshot {snapshot}: {len(frames[-1]):,} customers")
         features = pd.concat(frames, ignore_index=True)
         context.add_output_metadata(
@@ -104,7 +112,7 @@ def build_snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         with warehouse.get_connection() as connection:
             data_through = connection.execute(data_through_sql()).fetchall()[0][0]
             for snapshot in _snapshots(context):
-                labels = connection.execute(churn_labels_sql(snapshot, horizon)).df()
+                labels = query_frame(connection, churn_labels_sql(snapshot, horizon))
                 if not horizon_observed(snapshot, horizon, data_through):
                     # Never partial labels: a customer who has not ordered *yet* is not a churner.
                     labels = labels.iloc[0:0]

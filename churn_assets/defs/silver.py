@@ -3,6 +3,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from churn_assets.core.frames import query_frame
 from churn_assets.core.silver import (
     QUARANTINE_REASONS,
     empty_bronze_transactions_sql,
@@ -57,8 +58,8 @@ def silver_transactions(context: dg.AssetExecutionContext, churn_settings: Churn
     max_abs_amount = churn_settings.core().max_abs_amount
     with warehouse.get_connection() as connection:
         source = "bronze.transactions" if table_exists(connection, "bronze", "transactions") else empty_bronze_transactions_sql()
-        silver = connection.execute(silver_transactions_sql(source, max_abs_amount)).df()
-        quarantine = connection.execute(quarantine_sql(source, max_abs_amount)).df()
+        silver = query_frame(connection, silver_transactions_sql(source, max_abs_amount))
+        quarantine = query_frame(connection, quarantine_sql(source, max_abs_amount))
     reasons = quarantine["reason"].value_counts()
     yield dg.Output(
         silver_transactions_schema().validate(silver),
