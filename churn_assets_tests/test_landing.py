@@ -83,3 +83,14 @@ def test_a_requested_file_that_never_landed_in_bronze_may_come_back_with_new_con
         requested={"transactions": {"broken.csv": "broken", "queued.csv": "pending"}},
     )
     assert [d.verdict for d in decisions] == [Verdict.NEW, Verdict.DUPLICATE_CONTENT]
+
+
+def test_content_must_match_what_was_requested_and_ingested():
+    from churn_assets.core.landing import check_content_unchanged
+
+    check_content_unchanged("t/a.csv", "s1", "s1", "s1", allow_change=False)
+    check_content_unchanged("t/a.csv", "s2", None, "s1", allow_change=True)
+    with pytest.raises(LandingError, match="t/a.csv changed after it was requested"):
+        check_content_unchanged("t/a.csv", "s2", "s1", None, allow_change=True)
+    with pytest.raises(LandingError, match="refused t/a.csv: its content changed since it was ingested"):
+        check_content_unchanged("t/a.csv", "s2", None, "s1", allow_change=False)

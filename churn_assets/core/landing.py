@@ -98,6 +98,19 @@ def changed_content_message(file_id: str, previous_sha: str, sha: str) -> str:
     )
 
 
+def check_content_unchanged(
+    file_id: str, sha: str, requested_sha: str | None, ingested_sha: str | None, allow_change: bool
+) -> None:
+    """Raise ``LandingError`` when a file's content is not what was requested or ingested."""
+    if requested_sha and sha != requested_sha:
+        raise LandingError(
+            f"{file_id} changed after it was requested for ingestion (sha256 {requested_sha[:12]}… "
+            f"requested, {sha[:12]}… now); the landing sensor will decide on the new content"
+        )
+    if ingested_sha and ingested_sha != sha and not allow_change:
+        raise LandingError(changed_content_message(file_id, ingested_sha, sha))
+
+
 class Verdict(str, Enum):
     NEW = "new"
     ALREADY_INGESTED = "already_ingested"

@@ -10,11 +10,12 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from churn_assets.core.bronze import bronze_schema, read_landed_file
 from churn_assets.core.landing import (
     LandingError,
-    changed_content_message,
+    check_content_unchanged,
     file_sha256,
     landed_path,
 )
 from churn_assets.core.sources import SOURCES, Source
+from churn_assets.core.warehouse import table_exists
 from churn_assets.defs.ingestion import SHA_METADATA_KEY, SHA_TAG, bronze_key, partitions_name
 from churn_assets.defs.metadata import column_schema, preview
 from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
@@ -33,11 +34,7 @@ FILE_PARTITIONS = {
 def _ingested_hashes(warehouse: DuckDBResource, source: Source, names: list[str]) -> dict[str, str]:
     """{file name: sha256} already in ``bronze.<source>`` for ``names``."""
     with warehouse.get_connection() as connection:
-        exists = connection.execute(
-            "select count(*) from information_schema.tables where table_schema = 'bronze' and table_name = ?",
-            [source.name],
-        ).fetchall()[0][0]
-        if not exists:
+        if not table_exists(connection, "bronze", source.name):
             return {}
         rows = connection.execute(
             f"select _source_file, any_value(_file_sha256) from bronze.{source.name} "
@@ -88,7 +85,9 @@ def _build_bronze_asset(source: Source) -> dg.AssetsDefinition:
                 if not path.is_file():
                     raise LandingError(f"{source.name}/{name} is no longer in {path.parent}")
                 sha = file_sha256(path)
-                _refuse_changed(source, name, sha, requested_sha, previous.get(name), config)
+                check_content_unchanged(
+                    f"{source.name}/{name}", sha, requested_sha, previous.get(name), config.allow_changed_content
+                )
                 frame = read_landed_file(
                     path, source, sha256=sha, ingested_at=ingested_at, column_map=settings.column_map(source.name)
                 )
@@ -105,17 +104,6 @@ def _build_bronze_asset(source: Source) -> dg.AssetsDefinition:
         return bronze
 
     return bronze_asset
-
-
-def _refuse_changed(source, name, sha, requested_sha, previous_sha, config) -> None:
-    if requested_sha and sha != requested_sha:
-        raise LandingError(
-            f"{source.name}/{name} changed after it was requested for ingestion "
-            f"(sha256 {requested_sha[:12]}… requested, {sha[:12]}… now); the landing sensor "
-            "will decide on the new content"
-        )
-    if previous_sha and previous_sha != sha and not config.allow_changed_content:
-        raise LandingError(changed_content_message(f"{source.name}/{name}", previous_sha, sha))
 
 
 bronze_assets = [_build_bronze_asset(source) for source in SOURCES.values()]

@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from churn_assets.core.frames import query_frame
+from churn_assets.core.warehouse import query_frame, table_exists
 from churn_assets.core.features import (
     churn_labels_schema,
     churn_labels_sql,
@@ -21,7 +21,7 @@ from churn_assets.defs.bronze import dagster_type
 from churn_assets.defs.ingestion import bronze_key
 from churn_assets.defs.metadata import column_schema, preview
 from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
-from churn_assets.defs.silver import SILVER_TRANSACTIONS, table_exists
+from churn_assets.defs.silver import SILVER_TRANSACTIONS
 from churn_assets.settings import Settings
 
 CUSTOMER_FEATURES = dg.AssetKey(["silver", "customer_features"])

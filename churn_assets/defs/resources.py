@@ -16,6 +16,7 @@ from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 from pydantic import Field
 
+from churn_assets.core.warehouse import table_exists
 from churn_assets.settings import Settings
 
 # Every asset that touches the DuckDB file joins this pool; dagster.yaml limits it to one at a
@@ -75,11 +76,7 @@ class _TransactionalDuckDbClient(DuckDbClient):
     def delete_table_slice(context, table_slice: TableSlice, connection) -> None:
         # Upstream tries the DELETE and swallows the missing-table error, which inside a
         # transaction would abort it; look the table up instead.
-        exists = connection.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [table_slice.schema, table_slice.table],
-        ).fetchall()[0][0]
-        if exists:
+        if table_exists(connection, table_slice.schema, table_slice.table):
             # duckdb 2 wants every result consumed before the next statement on the connection
             connection.execute(_get_cleanup_statement(table_slice)).fetchall()
 

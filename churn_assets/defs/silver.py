@@ -3,7 +3,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from churn_assets.core.frames import query_frame
+from churn_assets.core.warehouse import query_frame, table_exists
 from churn_assets.core.silver import (
     QUARANTINE_REASONS,
     empty_bronze_transactions_sql,
@@ -22,11 +22,12 @@ SILVER_TRANSACTIONS = dg.AssetKey(["silver", "transactions"])
 SILVER_QUARANTINE = dg.AssetKey(["silver", "quarantine"])
 
 
-def table_exists(connection, schema: str, table: str) -> bool:
-    return connection.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchall()[0][0] > 0
+
+def _bronze_transactions(connection) -> str:
+    """``bronze.transactions``, or an empty relation of its shape before anything landed."""
+    if table_exists(connection, "bronze", "transactions"):
+        return "bronze.transactions"
+    return empty_bronze_transactions_sql()
 
 
 @dg.multi_asset(
@@ -57,7 +58,7 @@ def silver_transactions(context: dg.AssetExecutionContext, churn_settings: Churn
     """Rebuilds both tables from all of bronze in one set-based SQL pass."""
     max_abs_amount = churn_settings.core().max_abs_amount
     with warehouse.get_connection() as connection:
-        source = "bronze.transactions" if table_exists(connection, "bronze", "transactions") else empty_bronze_transactions_sql()
+        source = _bronze_transactions(connection)
         silver = query_frame(connection, silver_transactions_sql(source, max_abs_amount))
         quarantine = query_frame(connection, quarantine_sql(source, max_abs_amount))
     reasons = quarantine["reason"].value_counts()
@@ -92,7 +93,7 @@ def silver_transactions(context: dg.AssetExecutionContext, churn_settings: Churn
 )
 def row_accounting(warehouse: DuckDBResource) -> dg.AssetCheckResult:
     with warehouse.get_connection() as connection:
-        source = "bronze.transactions" if table_exists(connection, "bronze", "transactions") else empty_bronze_transactions_sql()
+        source = _bronze_transactions(connection)
         accounting = connection.execute(
             row_accounting_sql(source, "silver.transactions", "silver.quarantine")
         ).df()

@@ -1,4 +1,4 @@
-"""Query results as DataFrames with Arrow-backed columns."""
+"""Small helpers on a DuckDB connection shared by the assets and checks."""
 
 from __future__ import annotations
 
@@ -18,3 +18,12 @@ def query_frame(connection, sql: str) -> pd.DataFrame:
     million rows); through Arrow, text stays in Arrow buffers and nullable integers stay integers.
     """
     return connection.sql(sql).to_arrow_table().to_pandas(types_mapper=_ARROW_TO_PANDAS.get)
+
+
+def table_exists(connection, schema: str, table: str) -> bool:
+    """Whether ``schema.table`` exists; asking avoids a failed statement, which would abort an
+    open transaction."""
+    return connection.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchall()[0][0] > 0
