@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from churn_assets.core.silver import (
+    classified_rows_sql,
     empty_bronze_transactions_sql,
     quarantine_schema,
     quarantine_sql,
@@ -31,6 +32,10 @@ ROWS = [
 ]
 
 
+def _classified(bronze: str, max_abs_amount: float) -> str:
+    return f"({classified_rows_sql(bronze, max_abs_amount)})"
+
+
 @pytest.fixture
 def connection():
     with duckdb.connect() as connection:
@@ -47,7 +52,7 @@ def connection():
 
 def test_valid_rows_are_typed_and_deduplicated(connection):
     silver = silver_transactions_schema().validate(
-        connection.execute(silver_transactions_sql("bronze", 50_000)).df()
+        connection.execute(silver_transactions_sql(_classified("bronze", 50_000))).df()
     )
     assert silver["order_id"].tolist() == ["O1", "O2", "O9"]
     assert silver["customer_id"].tolist() == ["42", "43", "7"]
@@ -61,7 +66,7 @@ def test_valid_rows_are_typed_and_deduplicated(connection):
 
 
 def test_every_rejected_row_is_quarantined_with_its_reason(connection):
-    quarantine = quarantine_schema().validate(connection.execute(quarantine_sql("bronze", 50_000)).df())
+    quarantine = quarantine_schema().validate(connection.execute(quarantine_sql(_classified("bronze", 50_000))).df())
     reasons = {(f, r): reason for f, r, reason in quarantine[["_source_file", "_row_number", "reason"]].values}
     assert reasons == {
         ("a.csv", 3): "conflicting_duplicate",
@@ -79,14 +84,14 @@ def test_every_rejected_row_is_quarantined_with_its_reason(connection):
 
 
 def test_the_amount_limit_comes_from_settings(connection):
-    quarantine = connection.execute(quarantine_sql("bronze", 5.0)).df()
+    quarantine = connection.execute(quarantine_sql(_classified("bronze", 5.0))).df()
     out_of_range = quarantine.loc[quarantine["reason"] == "amount_out_of_range", "order_id"]
     assert sorted(out_of_range) == ["O1", "O1", "O2", "O2", "O7"]
 
 
 def test_row_accounting_reconciles_every_file(connection):
-    connection.execute(f"create table silver as {silver_transactions_sql('bronze', 50_000)}")
-    connection.execute(f"create table quarantine as {quarantine_sql('bronze', 50_000)}")
+    connection.execute(f"create table silver as {silver_transactions_sql(_classified('bronze', 50_000))}")
+    connection.execute(f"create table quarantine as {quarantine_sql(_classified('bronze', 50_000))}")
     accounting = connection.execute(row_accounting_sql("bronze", "silver", "quarantine")).df()
     assert accounting.values.tolist() == [
         ["a.csv", 10, 2, 8, 0, 0],
@@ -99,7 +104,7 @@ def test_row_accounting_reconciles_every_file(connection):
 
 def test_no_bronze_yet_gives_empty_typed_tables():
     with duckdb.connect() as connection:
-        silver = connection.execute(silver_transactions_sql(empty_bronze_transactions_sql(), 50_000)).df()
-        quarantine = connection.execute(quarantine_sql(empty_bronze_transactions_sql(), 50_000)).df()
+        silver = connection.execute(silver_transactions_sql(_classified(empty_bronze_transactions_sql(), 50_000))).df()
+        quarantine = connection.execute(quarantine_sql(_classified(empty_bronze_transactions_sql(), 50_000))).df()
     assert len(silver_transactions_schema().validate(silver)) == 0
     assert len(quarantine_schema().validate(quarantine)) == 0

@@ -88,56 +88,56 @@ def _typed_rows_sql(bronze_table: str, max_abs_amount: float) -> str:
     """
 
 
-def _ranked_rows_sql(bronze_table: str, max_abs_amount: float) -> str:
-    """Valid rows ranked within their order id, first landed first; flags repeats."""
+def classified_rows_sql(bronze_table: str, max_abs_amount: float) -> str:
+    """Every bronze row, parsed, with ``reason`` null for silver rows and set for quarantined ones.
+
+    Among valid rows of one order id the first landed (by file name, then row) is kept; later
+    copies are exact or conflicting duplicates. Materialize this once, then split it with
+    ``silver_transactions_sql`` and ``quarantine_sql``, so bronze is scanned a single time.
+    """
     return f"""
         with typed as ({_typed_rows_sql(bronze_table, max_abs_amount)}),
         ranked as (
             select *,
-                row_number() over (
-                    partition by order_id order by _source_file, _row_number
-                ) as occurrence,
-                first_value(customer_id || '|' || order_ts || '|' || amount) over (
-                    partition by order_id order by _source_file, _row_number
-                ) as first_content
+                row_number() over same_order as occurrence,
+                first_value(customer_id || '|' || order_ts || '|' || amount) over same_order
+                    as first_content
             from typed
-            where invalid_reason is null
+            window same_order as (
+                partition by invalid_reason is null, order_id order by _source_file, _row_number
+            )
         )
         select *,
             case
+                when invalid_reason is not null then invalid_reason
                 when occurrence = 1 then null
                 when customer_id || '|' || order_ts || '|' || amount = first_content
                     then 'exact_duplicate'
                 else 'conflicting_duplicate'
-            end as duplicate_reason
+            end as reason
         from ranked
     """
 
 
-def silver_transactions_sql(bronze_table: str, max_abs_amount: float) -> str:
+def silver_transactions_sql(classified: str) -> str:
     """Valid, de-duplicated orders and refunds (negative amounts), one row per order id."""
     return f"""
         select order_id, customer_id, order_ts, round(amount, 2) as amount, quantity,
                product_category, channel, amount < 0 as is_refund, _source_file, _row_number
-        from ({_ranked_rows_sql(bronze_table, max_abs_amount)})
-        where duplicate_reason is null
+        from {classified}
+        where reason is null
         order by order_ts, order_id
     """
 
 
-def quarantine_sql(bronze_table: str, max_abs_amount: float) -> str:
+def quarantine_sql(classified: str) -> str:
     """Every bronze row that is not in silver, with its reason and raw values."""
     return f"""
-        select _source_file, _row_number, _file_sha256, invalid_reason as reason,
+        select _source_file, _row_number, _file_sha256, reason,
                raw_order_id as order_id, raw_customer_id as customer_id,
                raw_order_ts as order_ts, raw_amount as amount
-        from ({_typed_rows_sql(bronze_table, max_abs_amount)})
-        where invalid_reason is not null
-        union all
-        select _source_file, _row_number, _file_sha256, duplicate_reason,
-               raw_order_id, raw_customer_id, raw_order_ts, raw_amount
-        from ({_ranked_rows_sql(bronze_table, max_abs_amount)})
-        where duplicate_reason is not null
+        from {classified}
+        where reason is not null
         order by _source_file, _row_number
     """
 

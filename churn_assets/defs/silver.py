@@ -6,6 +6,7 @@ from dagster_duckdb import DuckDBResource
 from churn_assets.core.warehouse import query_frame, table_exists
 from churn_assets.core.silver import (
     QUARANTINE_REASONS,
+    classified_rows_sql,
     empty_bronze_transactions_sql,
     quarantine_schema,
     quarantine_sql,
@@ -20,7 +21,6 @@ from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
 
 SILVER_TRANSACTIONS = dg.AssetKey(["silver", "transactions"])
 SILVER_QUARANTINE = dg.AssetKey(["silver", "quarantine"])
-
 
 
 def _bronze_transactions(connection) -> str:
@@ -55,12 +55,13 @@ def _bronze_transactions(connection) -> str:
     pool=DUCKDB_POOL,
 )
 def silver_transactions(context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource):
-    """Rebuilds both tables from all of bronze in one set-based SQL pass."""
+    """Rebuilds both tables from all of bronze: one classifying SQL pass, then a split."""
     max_abs_amount = churn_settings.core().max_abs_amount
     with warehouse.get_connection() as connection:
-        source = _bronze_transactions(connection)
-        silver = query_frame(connection, silver_transactions_sql(source, max_abs_amount))
-        quarantine = query_frame(connection, quarantine_sql(source, max_abs_amount))
+        classified = classified_rows_sql(_bronze_transactions(connection), max_abs_amount)
+        connection.execute(f"create or replace temp table classified as {classified}").fetchall()
+        silver = query_frame(connection, silver_transactions_sql("classified"))
+        quarantine = query_frame(connection, quarantine_sql("classified"))
     reasons = quarantine["reason"].value_counts()
     yield dg.Output(
         silver_transactions_schema().validate(silver),
