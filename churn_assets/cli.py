@@ -67,7 +67,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def _generate(args, settings: Settings) -> int:
-    from churn_assets.core.generate import SampleConfig, generate_sample, write_landing, write_truth
+    from churn_assets.core.generate import SampleConfig
 
     config = SampleConfig(
         customers=args.customers or settings.sample_customers,

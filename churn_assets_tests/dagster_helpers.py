@@ -6,9 +6,10 @@ import dagster as dg
 
 from churn_assets.defs.resources import ChurnSettings
 from churn_assets.defs.sensors import landing_sensor
+from churn_assets.runner import QUIET_LOGS
 from churn_assets.settings import Settings
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+QUIET = QUIET_LOGS
 
 
 def tick(instance: dg.DagsterInstance, settings: Settings, cursor: str | None = None) -> dg.SensorResult:

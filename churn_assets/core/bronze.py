@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from churn_assets.core.landing import LandingError
+from churn_assets.core.landing import LandingError, check_content_unchanged, file_sha256, landed_path
 from churn_assets.core.sources import EXTRA_COLUMN, LINEAGE_COLUMNS, Source
 
 # Arrow-backed text: DuckDB scans it without touching Python objects, several times faster.
@@ -46,6 +46,28 @@ def read_landed_file(
         raw = raw.rename(columns=dict(column_map))
     _require_columns(label, list(raw.columns), source)
     return to_bronze_frame(raw, source, file_name=path.name, sha256=sha256, ingested_at=ingested_at)
+
+
+def ingest_landed_file(
+    landing_dir: Path,
+    source: Source,
+    name: str,
+    *,
+    ingested_at: pd.Timestamp,
+    requested_sha: str | None = None,
+    ingested_sha: str | None = None,
+    allow_changed_content: bool = False,
+    column_map: Mapping[str, str] | None = None,
+) -> tuple[pd.DataFrame, str, Path]:
+    """Bronze rows, sha256 and path of landed file ``name``, refusing content that is not what was
+    requested or that changed since it was ingested. Raises ``LandingError`` naming the file."""
+    path = landed_path(landing_dir, source.name, name)
+    if not path.is_file():
+        raise LandingError(f"{source.name}/{name} is no longer in {path.parent}")
+    sha = file_sha256(path)
+    check_content_unchanged(f"{source.name}/{name}", sha, requested_sha, ingested_sha, allow_changed_content)
+    frame = read_landed_file(path, source, sha256=sha, ingested_at=ingested_at, column_map=column_map)
+    return frame, sha, path
 
 
 def check_landed_columns(

@@ -1,23 +1,15 @@
 """Bronze: one asset per landed source, one dynamic partition per landed file."""
 
-import warnings
-
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
-from dagster_pandera import pandera_schema_to_dagster_type
 
-from churn_assets.core.bronze import bronze_schema, read_landed_file
-from churn_assets.core.landing import (
-    LandingError,
-    check_content_unchanged,
-    file_sha256,
-    landed_path,
-)
+from churn_assets.core.bronze import bronze_schema, ingest_landed_file
+from churn_assets.core.landing import LandingError
 from churn_assets.core.sources import SOURCES, Source
 from churn_assets.core.warehouse import table_exists
 from churn_assets.defs.ingestion import SHA_METADATA_KEY, SHA_TAG, bronze_key, partitions_name
-from churn_assets.defs.metadata import column_schema, preview
+from churn_assets.defs.metadata import column_schema, dagster_type, preview
 from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
 
 
@@ -42,13 +34,6 @@ def _ingested_hashes(warehouse: DuckDBResource, source: Source, names: list[str]
             [names],
         ).fetchall()
     return dict(rows)
-
-
-def dagster_type(schema):
-    """The Dagster type of a Pandera schema, without the beta warning on every load."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.BetaWarning)  # dagster-pandera is marked beta
-        return pandera_schema_to_dagster_type(schema)
 
 
 def _build_bronze_asset(source: Source) -> dg.AssetsDefinition:
@@ -81,15 +66,15 @@ def _build_bronze_asset(source: Source) -> dg.AssetsDefinition:
         frames = []
         for name in names:
             try:
-                path = landed_path(settings.landing_dir, source.name, name)
-                if not path.is_file():
-                    raise LandingError(f"{source.name}/{name} is no longer in {path.parent}")
-                sha = file_sha256(path)
-                check_content_unchanged(
-                    f"{source.name}/{name}", sha, requested_sha, previous.get(name), config.allow_changed_content
-                )
-                frame = read_landed_file(
-                    path, source, sha256=sha, ingested_at=ingested_at, column_map=settings.column_map(source.name)
+                frame, sha, path = ingest_landed_file(
+                    settings.landing_dir,
+                    source,
+                    name,
+                    ingested_at=ingested_at,
+                    requested_sha=requested_sha,
+                    ingested_sha=previous.get(name),
+                    allow_changed_content=config.allow_changed_content,
+                    column_map=settings.column_map(source.name),
                 )
             except LandingError as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from None

@@ -17,9 +17,8 @@ from churn_assets.core.features import (
     horizon_observed,
 )
 from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
-from churn_assets.defs.bronze import dagster_type
 from churn_assets.defs.ingestion import bronze_key
-from churn_assets.defs.metadata import column_schema, preview
+from churn_assets.defs.metadata import column_schema, dagster_type, preview
 from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
 from churn_assets.defs.silver import SILVER_TRANSACTIONS
 from churn_assets.settings import Settings
@@ -112,12 +111,12 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         with warehouse.get_connection() as connection:
             data_through = connection.execute(data_through_sql()).fetchall()[0][0]
             for snapshot in _snapshots(context):
-                labels = query_frame(connection, churn_labels_sql(snapshot, horizon))
+                sql = churn_labels_sql(snapshot, horizon)
                 if not horizon_observed(snapshot, horizon, data_through):
                     # Never partial labels: a customer who has not ordered *yet* is not a churner.
-                    labels = labels.iloc[0:0]
+                    sql = f"select * from ({sql}) limit 0"
                     unobserved.append(snapshot.isoformat())
-                frames.append(labels)
+                frames.append(query_frame(connection, sql))
         labels = pd.concat(frames, ignore_index=True)
         if unobserved:
             context.log.info(f"{horizon}-day horizon not yet observed (data through {data_through}): {unobserved}")

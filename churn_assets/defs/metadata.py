@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
+from dagster_pandera import pandera_schema_to_dagster_type
 
 
 def column_schema(schema: pa.DataFrameSchema) -> dg.TableSchema:
@@ -25,3 +28,10 @@ def column_schema(schema: pa.DataFrameSchema) -> dg.TableSchema:
 def preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
     """A markdown table of the first rows."""
     return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "_no rows_")
+
+
+def dagster_type(schema: pa.DataFrameSchema) -> dg.DagsterType:
+    """The Dagster type of a Pandera schema, without the beta warning on every load."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # dagster-pandera is marked beta
+        return pandera_schema_to_dagster_type(schema)

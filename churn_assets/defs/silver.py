@@ -14,9 +14,8 @@ from churn_assets.core.silver import (
     silver_transactions_schema,
     silver_transactions_sql,
 )
-from churn_assets.defs.bronze import dagster_type
 from churn_assets.defs.ingestion import bronze_key
-from churn_assets.defs.metadata import column_schema, preview
+from churn_assets.defs.metadata import column_schema, dagster_type, preview
 from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
 
 SILVER_TRANSACTIONS = dg.AssetKey(["silver", "transactions"])
