@@ -53,8 +53,8 @@ def test_pipeline_ingests_generated_dirty_data_in_few_runs(settings, instance):
     assert report.failures == [
         "transactions/transactions_legacy_export.csv: missing required columns "
         "['order_id', 'customer_id', 'order_ts', 'amount']; found ['OrderNo', 'Client', 'When', 'Total']. "
-        "Rename the columns in the file to ['order_id', 'customer_id', 'order_ts', 'amount'] and land it "
-        "again under a new name, or map them with CHURN_TRANSACTIONS_COLUMN_MAP (e.g. 'OrderNo=order_id')."
+        "The file needs columns order_id, customer_id, order_ts plus amount, or plus quantity and unit_price: "
+        "rename them and land it again under a new name, or map them with CHURN_TRANSACTIONS_COLUMN_MAP (e.g. 'OrderNo=order_id')."
     ]
     def ingest_runs():
         return [r for r in instance.get_run_records() if r.dagster_run.job_name.startswith("ingest_")]

@@ -45,6 +45,34 @@ def test_missing_required_columns_name_the_file_and_columns(tmp_path):
         check_landed_columns(path, TRANSACTIONS)
 
 
+UCI_MAP = {
+    "InvoiceNo": "order_id", "CustomerID": "customer_id", "InvoiceDate": "order_ts",
+    "Quantity": "quantity", "UnitPrice": "unit_price",
+}
+UCI_HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+
+
+def test_order_line_exports_are_mapped_by_configuration(tmp_path):
+    path = tmp_path / "online_retail.csv"
+    path.write_text(UCI_HEADER + "536365,85123A,WHITE HANGING HEART,6,12/1/2010 8:26,2.55,17850.0,United Kingdom\n")
+    check_landed_columns(path, TRANSACTIONS, UCI_MAP)
+    frame = read_landed_file(path, TRANSACTIONS, sha256=SHA, ingested_at=WHEN, column_map=UCI_MAP)
+    bronze_schema(TRANSACTIONS).validate(frame)
+    row = frame.iloc[0]
+    assert (row["order_id"], row["quantity"], row["unit_price"], row["customer_id"]) == ("536365", "6", "2.55", "17850.0")
+    assert pd.isna(row["amount"])  # silver values the line as quantity x unit price
+    assert json.loads(row["_extra"]) == {
+        "StockCode": "85123A", "Description": "WHITE HANGING HEART", "Country": "United Kingdom"
+    }
+
+
+def test_a_line_export_without_unit_price_names_both_alternatives(tmp_path):
+    path = tmp_path / "lines.csv"
+    path.write_text("order_id,customer_id,order_ts,quantity\nO1,1,2024-01-01,3\n")
+    with pytest.raises(LandingError, match=r"missing required columns \['amount'\].*plus amount, or plus quantity and unit_price"):
+        _read(path)
+
+
 def test_wrong_delimiter_is_a_missing_columns_error(tmp_path):
     path = tmp_path / "semi.csv"
     path.write_text("order_id;customer_id;order_ts;amount\nO1;1;2024-01-01;3\n")

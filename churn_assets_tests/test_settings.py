@@ -29,6 +29,7 @@ def test_unset_variables_keep_defaults():
         ("CHURN_START_DATE", "soon", "CHURN_START_DATE='soon' is not a valid date"),
         ("CHURN_HORIZON_DAYS", "-5", "CHURN_HORIZON_DAYS must be positive"),
         ("CHURN_SEED", "x", "CHURN_SEED='x' is not a valid int"),
+        ("CHURN_TIMESTAMP_FORMATS", "%Y-%m-%d;12/1/2010", "'12/1/2010' has no strptime directive"),
     ],
 )
 def test_bad_values_name_the_variable(variable, value, message):
@@ -39,6 +40,12 @@ def test_bad_values_name_the_variable(variable, value, message):
 def test_every_setting_is_described_with_its_variable():
     described = {env for env, _, _ in Settings().describe()}
     assert {"CHURN_HOME", "CHURN_START_DATE", "CHURN_HORIZON_DAYS", "CHURN_SEED"} <= described
+
+
+def test_timestamp_formats_are_a_list():
+    settings = Settings.from_env({"CHURN_TIMESTAMP_FORMATS": "%m/%d/%Y %H:%M; %d.%m.%Y"})
+    assert settings.timestamp_format_list == ("%m/%d/%Y %H:%M", "%d.%m.%Y")
+    assert Settings().timestamp_format_list == ()
 
 
 def test_column_maps_are_parsed_and_checked():

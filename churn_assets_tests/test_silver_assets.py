@@ -1,5 +1,8 @@
 """Silver assets and the row-accounting check through a real instance and warehouse."""
 
+import dataclasses
+
+from churn_assets.definitions import build_definitions
 from churn_assets_tests.conftest import land, query
 from churn_assets_tests.dagster_helpers import QUIET, launch, tick
 
@@ -37,3 +40,38 @@ def test_row_accounting_check_reports_totals(settings, instance, definitions):
     before = query(settings, "select * from silver.transactions order by order_id")
     assert _build_silver(instance, definitions).success
     assert query(settings, "select * from silver.transactions order by order_id").equals(before)
+
+
+UCI = (
+    "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+    "536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850.0,United Kingdom\n"
+    "536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850.0,United Kingdom\n"
+    "536366,22633,HAND WARMER UNION JACK,6,12/1/2010 8:28,1.85,17850.0,United Kingdom\n"
+    "C536379,D,Discount,-1,12/1/2010 9:41,27.5,14527.0,United Kingdom\n"
+    "536414,22139,,56,12/1/2010 11:52,0,,United Kingdom\n"
+)
+
+
+def test_an_order_line_export_becomes_orders_through_settings_alone(settings, instance):
+    settings = dataclasses.replace(
+        settings,
+        transactions_column_map="InvoiceNo=order_id,CustomerID=customer_id,InvoiceDate=order_ts,"
+        "Quantity=quantity,UnitPrice=unit_price",
+        timestamp_formats="%m/%d/%Y %H:%M",
+    )
+    definitions = build_definitions(settings)
+    land(settings, "transactions", "online_retail.csv", UCI)
+    (ingestion,) = launch(instance, definitions, tick(instance, settings)).values()
+    assert ingestion.success
+    result = _build_silver(instance, definitions)
+    assert result.success
+    silver = query(settings, "select order_id, customer_id, amount, line_count from silver.transactions order by 1")
+    assert silver.values.tolist() == [
+        ["536365", "17850", 35.64, 2], ["536366", "17850", 11.10, 1], ["C536379", "14527", -27.5, 1]
+    ]
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed
+    totals = {k: v.value for k, v in check.metadata.items() if k.endswith(("_rows", "duplicates", "_lines"))}
+    assert totals == {
+        "bronze_rows": 5, "silver_rows": 3, "merged_lines": 1, "quarantined_rows": 1, "dropped_duplicates": 0
+    }

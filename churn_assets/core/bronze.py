@@ -40,7 +40,7 @@ def read_landed_file(
     label = f"{source.name}/{path.name}"
     raw = _read_as_text(path, label)
     if raw.columns.empty:  # a file with no bytes at all: zero rows, not an error
-        raw = pd.DataFrame(columns=list(source.required))
+        raw = pd.DataFrame(columns=list(source.columns))
     raw.columns = [str(c).strip() for c in raw.columns]
     if column_map:
         raw = raw.rename(columns=dict(column_map))
@@ -89,11 +89,11 @@ def check_landed_columns(
 
 
 def _require_columns(label: str, columns: list[str], source: Source) -> None:
-    missing = [c for c in source.required if c not in columns]
+    missing = source.missing_columns(columns)
     if missing:
         raise LandingError(
-            f"{label}: missing required columns {missing}; found {columns}. Rename the columns "
-            f"in the file to {list(source.required)} and land it again under a new name, or map "
+            f"{label}: missing required columns {missing}; found {columns}. The file needs columns "
+            f"{source.describe_required()}: rename them and land it again under a new name, or map "
             f"them with CHURN_{source.name.upper()}_COLUMN_MAP (e.g. 'OrderNo=order_id')."
         )
 

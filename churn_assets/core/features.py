@@ -12,6 +12,8 @@ from datetime import date, timedelta
 import pandas as pd
 import pandera.pandas as pandera
 
+from churn_assets.core.sources import timestamp_sql
+
 FEATURE_COLUMNS = (
     "recency_days",
     "frequency",
@@ -47,10 +49,12 @@ def customer_features_sql(
     transactions: str = "silver.transactions",
     customers: str | None = None,
     web_sessions: str | None = None,
+    timestamp_formats: tuple[str, ...] = (),
 ) -> str:
     """One row per customer with an order before ``snapshot``; every input row is before it.
 
-    ``customers`` and ``web_sessions`` name bronze tables; when None their columns are null.
+    ``customers`` and ``web_sessions`` name bronze tables; when None their columns are null. Their
+    landed timestamps parse as ISO 8601 or one of ``timestamp_formats``.
     """
     s = _ts(snapshot)
     customer_join = (
@@ -65,7 +69,7 @@ def customer_features_sql(
                            order by _ingested_at desc, _source_file desc, _row_number desc
                        ) as newest
                 from {customers}
-                where coalesce(try_cast(signup_ts as timestamp) < {s}, true)
+                where coalesce({timestamp_sql('signup_ts', timestamp_formats)} < {s}, true)
             ) where newest = 1
         ) c using (customer_id)"""
         if customers
@@ -77,7 +81,7 @@ def customer_features_sql(
             select regexp_replace(trim(customer_id), '\\.0+$', '') as customer_id,
                    count(*) filter (where ts >= {s} - interval 30 day) as sessions_30d,
                    date_diff('day', max(ts), {s}) as days_since_last_session
-            from (select customer_id, try_cast(session_ts as timestamp) as ts from {web_sessions})
+            from (select customer_id, {timestamp_sql('session_ts', timestamp_formats)} as ts from {web_sessions})
             where ts < {s}
             group by 1
         ) w using (customer_id)"""

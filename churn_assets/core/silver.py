@@ -1,7 +1,8 @@
 """Silver transactions: typed, validated, de-duplicated orders, and the quarantine of the rest.
 
 One set-based pass in DuckDB SQL over ``bronze.transactions``. Every bronze row ends up in exactly
-one of the two results, so for every file: bronze rows = silver rows + quarantined rows.
+one of the two results, either as an order, as a line merged into an order, or quarantined, so for
+every file: bronze rows = silver rows + merged lines + quarantined rows + dropped exact duplicates.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pandera.pandas as pandera
+
+from churn_assets.core.sources import TRANSACTIONS, timestamp_sql
 
 # Reasons in the order they are tested; a row gets the first that applies.
 QUARANTINE_REASONS = (
@@ -31,6 +34,7 @@ SILVER_COLUMNS = (
     "product_category",
     "channel",
     "is_refund",
+    "line_count",
     "_source_file",
     "_row_number",
 )
@@ -43,6 +47,8 @@ QUARANTINE_COLUMNS = (
     "customer_id",
     "order_ts",
     "amount",
+    "quantity",
+    "unit_price",
 )
 
 
@@ -50,30 +56,48 @@ def empty_bronze_transactions_sql() -> str:
     """A relation shaped like ``bronze.transactions`` with no rows, for before anything landed."""
     text = ", ".join(
         f"cast(null as varchar) as {c}"
-        for c in ("order_id", "customer_id", "order_ts", "amount", "quantity", "product_category", "channel", "_source_file", "_file_sha256")
+        for c in (*TRANSACTIONS.columns, "_source_file", "_file_sha256")
     )
     return f"(select {text}, cast(null as timestamp) as _ingested_at, cast(null as bigint) as _row_number where false)"
 
 
-def _typed_rows_sql(bronze_table: str, max_abs_amount: float) -> str:
-    """Bronze rows with parsed values and the first validation failure, if any."""
+def _typed_rows_sql(bronze_table: str, max_abs_amount: float, timestamp_formats: tuple[str, ...]) -> str:
+    """Bronze rows with parsed values, whether each is an order line, and its first validation failure.
+
+    A row without an amount but with a unit price is an order line worth quantity x unit price;
+    lines of an invoice whose number starts with 'C' are cancellations, so their value is negative.
+    """
     return f"""
         with parsed as (
             select
                 nullif(trim(order_id), '') as order_id,
                 -- ids arrive as integers, floats ("42.0") or text; silver keeps them as text
                 regexp_replace(nullif(trim(customer_id), ''), '\\.0+$', '') as customer_id,
-                try_cast(trim(order_ts) as timestamp) as order_ts,
-                try_cast(trim(amount) as double) as amount,
-                try_cast(try_cast(trim(quantity) as double) as integer) as quantity,
+                {timestamp_sql("order_ts", timestamp_formats)} as order_ts,
+                nullif(trim(amount), '') is null and nullif(trim(unit_price), '') is not null as is_line,
+                try_cast(trim(amount) as double) as landed_amount,
+                try_cast(trim(quantity) as double) as landed_quantity,
+                try_cast(trim(unit_price) as double) as unit_price,
                 nullif(trim(product_category), '') as product_category,
                 nullif(trim(channel), '') as channel,
                 order_ts as raw_order_ts,
                 amount as raw_amount,
+                quantity as raw_quantity,
+                unit_price as raw_unit_price,
                 order_id as raw_order_id,
                 customer_id as raw_customer_id,
                 _source_file, _row_number, _file_sha256, _ingested_at
             from {bronze_table}
+        ),
+        valued as (
+            select *,
+                case
+                    when not is_line then landed_amount
+                    when order_id like 'C%' then -abs(landed_quantity * unit_price)
+                    else landed_quantity * unit_price
+                end as amount,
+                try_cast(landed_quantity as integer) as quantity
+            from parsed
         )
         select *,
             case
@@ -84,48 +108,78 @@ def _typed_rows_sql(bronze_table: str, max_abs_amount: float) -> str:
                 when amount is null or not isfinite(amount) then 'unparseable_amount'
                 when abs(amount) > {float(max_abs_amount)} then 'amount_out_of_range'
             end as invalid_reason
-        from parsed
+        from valued
     """
 
 
-def classified_rows_sql(bronze_table: str, max_abs_amount: float) -> str:
-    """Every bronze row, parsed, with ``reason`` null for silver rows and set for quarantined ones.
+def classified_rows_sql(
+    bronze_table: str, max_abs_amount: float, timestamp_formats: tuple[str, ...] = ()
+) -> str:
+    """Every bronze row, parsed, with ``reason`` null for rows that reach silver.
 
-    Among valid rows of one order id the first landed (by file name, then row) is kept; later
-    copies are exact or conflicting duplicates. Materialize this once, then split it with
+    Valid lines of one invoice in one file are merged into one order, carried by its first line
+    (``line_rank`` 1, ``line_count`` lines). Among valid orders of one id the first landed (by file
+    name, then row) is kept; later copies are exact or conflicting duplicates, and every line of a
+    duplicate order shares its reason. Materialize this once, then split it with
     ``silver_transactions_sql`` and ``quarantine_sql``, so bronze is scanned a single time.
     """
     return f"""
-        with typed as ({_typed_rows_sql(bronze_table, max_abs_amount)}),
+        with typed as ({_typed_rows_sql(bronze_table, max_abs_amount, timestamp_formats)}),
+        lines as (
+            select *,
+                row_number() over invoice_in_order as line_rank,
+                count(*) over invoice as line_count,
+                round(sum(amount) over invoice, 2) as order_amount,
+                sum(quantity) over invoice as order_quantity,
+                min(order_ts) over invoice as order_first_ts
+            from (
+                select *,
+                    -- only valid order lines share an order; every other row stands alone
+                    case when is_line and invalid_reason is null then 0 else _row_number end as line_group
+                from typed
+            )
+            window invoice as (partition by _source_file, order_id, line_group),
+                   invoice_in_order as (partition by _source_file, order_id, line_group order by _row_number)
+        ),
         ranked as (
             select *,
                 row_number() over same_order as occurrence,
-                first_value(customer_id || '|' || order_ts || '|' || amount) over same_order
+                first_value(customer_id || '|' || order_first_ts || '|' || order_amount) over same_order
                     as first_content
-            from typed
+            from lines
             window same_order as (
-                partition by invalid_reason is null, order_id order by _source_file, _row_number
+                partition by invalid_reason is null and line_rank = 1, order_id
+                order by _source_file, _row_number
             )
+        ),
+        judged as (
+            select *,
+                case
+                    when invalid_reason is not null then invalid_reason
+                    when line_rank > 1 then null  -- decided with the order's first line below
+                    when occurrence = 1 then null
+                    when customer_id || '|' || order_first_ts || '|' || order_amount = first_content
+                        then 'exact_duplicate'
+                    else 'conflicting_duplicate'
+                end as own_reason
+            from ranked
         )
         select *,
-            case
-                when invalid_reason is not null then invalid_reason
-                when occurrence = 1 then null
-                when customer_id || '|' || order_ts || '|' || amount = first_content
-                    then 'exact_duplicate'
-                else 'conflicting_duplicate'
-            end as reason
-        from ranked
+            first_value(own_reason) over (
+                partition by _source_file, order_id, line_group order by _row_number
+            ) as reason
+        from judged
     """
 
 
 def silver_transactions_sql(classified: str) -> str:
     """Valid, de-duplicated orders and refunds (negative amounts), one row per order id."""
     return f"""
-        select order_id, customer_id, order_ts, round(amount, 2) as amount, quantity,
-               product_category, channel, amount < 0 as is_refund, _source_file, _row_number
+        select order_id, customer_id, order_first_ts as order_ts, order_amount as amount,
+               cast(order_quantity as integer) as quantity, product_category, channel,
+               order_amount < 0 as is_refund, line_count, _source_file, _row_number
         from {classified}
-        where reason is null
+        where reason is null and line_rank = 1
         order by order_ts, order_id
     """
 
@@ -135,7 +189,8 @@ def quarantine_sql(classified: str) -> str:
     return f"""
         select _source_file, _row_number, _file_sha256, reason,
                raw_order_id as order_id, raw_customer_id as customer_id,
-               raw_order_ts as order_ts, raw_amount as amount
+               raw_order_ts as order_ts, raw_amount as amount,
+               raw_quantity as quantity, raw_unit_price as unit_price
         from {classified}
         where reason is not null
         order by _source_file, _row_number
@@ -143,13 +198,15 @@ def quarantine_sql(classified: str) -> str:
 
 
 def row_accounting_sql(bronze_table: str, silver_table: str, quarantine_table: str) -> str:
-    """Per source file: bronze rows, silver rows, quarantined rows by kind, and the difference."""
+    """Per source file: bronze rows, silver rows, order lines merged into them, quarantined rows by
+    kind, and the difference, which is zero when nothing was lost."""
     return f"""
         with bronze as (
             select _source_file, count(*) as bronze_rows from {bronze_table} group by 1
         ),
         silver as (
-            select _source_file, count(*) as silver_rows from {silver_table} group by 1
+            select _source_file, count(*) as silver_rows, cast(sum(line_count - 1) as bigint) as merged_lines
+            from {silver_table} group by 1
         ),
         quarantine as (
             select _source_file,
@@ -160,9 +217,10 @@ def row_accounting_sql(bronze_table: str, silver_table: str, quarantine_table: s
         select coalesce(b._source_file, s._source_file, q._source_file) as _source_file,
                coalesce(bronze_rows, 0) as bronze_rows,
                coalesce(silver_rows, 0) as silver_rows,
+               coalesce(merged_lines, 0) as merged_lines,
                coalesce(quarantined_rows, 0) as quarantined_rows,
                coalesce(dropped_duplicates, 0) as dropped_duplicates,
-               coalesce(bronze_rows, 0) - coalesce(silver_rows, 0)
+               coalesce(bronze_rows, 0) - coalesce(silver_rows, 0) - coalesce(merged_lines, 0)
                  - coalesce(quarantined_rows, 0) - coalesce(dropped_duplicates, 0) as unaccounted
         from bronze b
         full join silver s using (_source_file)
@@ -185,6 +243,9 @@ def silver_transactions_schema() -> pandera.DataFrameSchema:
             "product_category": pandera.Column(text, nullable=True),
             "channel": pandera.Column(text, nullable=True),
             "is_refund": pandera.Column(bool, description="amount < 0"),
+            "line_count": pandera.Column(
+                "int64", pandera.Check.ge(1), description="Landed rows merged into this order (order lines)"
+            ),
             "_source_file": pandera.Column(text, description="Landed file the row came from"),
             "_row_number": pandera.Column("int64", pandera.Check.ge(1)),
         },
@@ -203,7 +264,7 @@ def quarantine_schema() -> pandera.DataFrameSchema:
             "_row_number": pandera.Column("int64", pandera.Check.ge(1)),
             "_file_sha256": pandera.Column(text),
             "reason": pandera.Column(text, pandera.Check.isin(QUARANTINE_REASONS)),
-            **{c: pandera.Column(text, nullable=True, description="as landed") for c in ("order_id", "customer_id", "order_ts", "amount")},
+            **{c: pandera.Column(text, nullable=True, description="as landed") for c in QUARANTINE_COLUMNS[4:]},
         },
         name="silver_quarantine",
         strict=True,

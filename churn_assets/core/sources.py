@@ -15,17 +15,39 @@ class Source:
     name: str
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
+    # Alternative column sets, at least one of which a file must carry in full.
+    one_of: tuple[tuple[str, ...], ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
         """Data columns of the bronze table, in table order (lineage columns follow)."""
-        return self.required + self.optional
+        alternatives = tuple(dict.fromkeys(c for group in self.one_of for c in group))
+        return self.required + alternatives + self.optional
+
+    def missing_columns(self, columns: list[str]) -> list[str]:
+        """Required columns absent from ``columns``; for alternatives, those of the nearest set."""
+        missing = [c for c in self.required if c not in columns]
+        if self.one_of:
+            gaps = [[c for c in group if c not in columns] for group in self.one_of]
+            missing += min(gaps, key=len)
+        return missing
+
+    def describe_required(self) -> str:
+        """The required columns in words: "order_id, customer_id, order_ts plus amount, or plus
+        quantity and unit_price"."""
+        text = ", ".join(self.required)
+        if self.one_of:
+            text += " plus " + ", or plus ".join(" and ".join(group) for group in self.one_of)
+        return text
 
 
+# One row per order with its amount, or one row per order line (as in the UCI Online Retail
+# layout) with quantity and unit price, which silver sums into orders.
 TRANSACTIONS = Source(
     "transactions",
-    required=("order_id", "customer_id", "order_ts", "amount"),
-    optional=("quantity", "unit_price", "product_category", "channel"),
+    required=("order_id", "customer_id", "order_ts"),
+    one_of=(("amount",), ("quantity", "unit_price")),
+    optional=("product_category", "channel"),
 )
 CUSTOMERS = Source(
     "customers",
@@ -36,3 +58,15 @@ WEB_SESSIONS = Source("web_sessions", required=("customer_id", "session_ts"))
 
 SOURCES: dict[str, Source] = {s.name: s for s in (TRANSACTIONS, CUSTOMERS, WEB_SESSIONS)}
 FILE_SUFFIXES = (".csv", ".parquet")
+
+
+def timestamp_sql(text: str, formats: tuple[str, ...] = ()) -> str:
+    """SQL parsing landed text ``text`` as a timestamp: ISO 8601 first, then each strptime format.
+
+    Null when nothing parses, so callers can quarantine the row instead of failing the run.
+    """
+    iso = f"try_cast(trim({text}) as timestamp)"
+    if not formats:
+        return iso
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in formats)
+    return f"coalesce({iso}, try_strptime(trim({text}), [{listed}]))"

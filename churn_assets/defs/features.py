@@ -66,13 +66,16 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         pool=DUCKDB_POOL,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
-    def customer_features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> pd.DataFrame:
+    def customer_features(
+        context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource
+    ) -> pd.DataFrame:
+        formats = churn_settings.core().timestamp_format_list
         frames = []
         with warehouse.get_connection() as connection:
             customers = "bronze.customers" if table_exists(connection, "bronze", "customers") else None
             sessions = "bronze.web_sessions" if table_exists(connection, "bronze", "web_sessions") else None
             for snapshot in _snapshots(context):
-                sql = customer_features_sql(snapshot, customers=customers, web_sessions=sessions)
+                sql = customer_features_sql(snapshot, customers=customers, web_sessions=sessions, timestamp_formats=formats)
                 frames.append(query_frame(connection, sql))
                 context.log.info(f"snapshot {snapshot}: {len(frames[-1]):,} customers")
         features = pd.concat(frames, ignore_index=True)

@@ -36,6 +36,7 @@ class ChurnSettings(dg.ConfigurableResource):
     transactions_column_map: str = Field(default="", description="CHURN_TRANSACTIONS_COLUMN_MAP")
     customers_column_map: str = Field(default="", description="CHURN_CUSTOMERS_COLUMN_MAP")
     web_sessions_column_map: str = Field(default="", description="CHURN_WEB_SESSIONS_COLUMN_MAP")
+    timestamp_formats: str = Field(default="", description="CHURN_TIMESTAMP_FORMATS")
     seed: int = Field(description="Seed for training and control groups (CHURN_SEED).")
 
     @classmethod
@@ -48,6 +49,7 @@ class ChurnSettings(dg.ConfigurableResource):
             transactions_column_map=settings.transactions_column_map,
             customers_column_map=settings.customers_column_map,
             web_sessions_column_map=settings.web_sessions_column_map,
+            timestamp_formats=settings.timestamp_formats,
             seed=settings.seed,
         )
 
@@ -61,6 +63,7 @@ class ChurnSettings(dg.ConfigurableResource):
             transactions_column_map=self.transactions_column_map,
             customers_column_map=self.customers_column_map,
             web_sessions_column_map=self.web_sessions_column_map,
+            timestamp_formats=self.timestamp_formats,
             seed=self.seed,
         )
 

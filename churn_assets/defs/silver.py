@@ -55,9 +55,11 @@ def _bronze_transactions(connection) -> str:
 )
 def silver_transactions(context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource):
     """Rebuilds both tables from all of bronze: one classifying SQL pass, then a split."""
-    max_abs_amount = churn_settings.core().max_abs_amount
+    settings = churn_settings.core()
     with warehouse.get_connection() as connection:
-        classified = classified_rows_sql(_bronze_transactions(connection), max_abs_amount)
+        classified = classified_rows_sql(
+            _bronze_transactions(connection), settings.max_abs_amount, settings.timestamp_format_list
+        )
         connection.execute(f"create or replace temp table classified as {classified}").fetchall()
         silver = query_frame(connection, silver_transactions_sql("classified"))
         quarantine = query_frame(connection, quarantine_sql("classified"))
@@ -67,6 +69,7 @@ def silver_transactions(context: dg.AssetExecutionContext, churn_settings: Churn
         "transactions",
         metadata={
             "refunds": int(silver["is_refund"].sum()),
+            "merged_order_lines": int((silver["line_count"] - 1).sum()),
             "customers": int(silver["customer_id"].nunique()),
             "first_order": str(silver["order_ts"].min()) if len(silver) else "none",
             "last_order": str(silver["order_ts"].max()) if len(silver) else "none",
@@ -87,7 +90,10 @@ def silver_transactions(context: dg.AssetExecutionContext, churn_settings: Churn
     asset=SILVER_TRANSACTIONS,
     additional_deps=[bronze_key("transactions"), SILVER_QUARANTINE],
     name="row_accounting",
-    description="For every landed file: bronze rows = silver rows + quarantined rows + dropped exact duplicates.",
+    description=(
+        "For every landed file: bronze rows = silver rows + order lines merged into them"
+        " + quarantined rows + dropped exact duplicates."
+    ),
     blocking=True,
     pool=DUCKDB_POOL,
 )
