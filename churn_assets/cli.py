@@ -118,6 +118,7 @@ def _run(args, settings: Settings) -> int:
     from churn_assets.runner import run_pipeline
 
     home = ensure_dagster_home(settings)
+    _quiet_mlflow()
     if not scan_landing(settings.landing_dir)[0]:
         print(f"Landing folder {settings.landing_dir} is empty: generating sample data first.")
         _generate_into(
@@ -133,6 +134,16 @@ def _run(args, settings: Settings) -> int:
     report = run_pipeline(settings, verbose=args.verbose, echo=print)
     print(report.summary())
     return 0 if report.ok else 1
+
+
+def _quiet_mlflow() -> None:
+    """MLflow's per-run notices and download bars would bury the progress lines."""
+    import logging
+
+    import mlflow  # noqa: F401 - importing it configures its loggers, which we then turn down
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def _dev(args, settings: Settings) -> int:

@@ -22,6 +22,8 @@ from churn_assets.core.sources import SOURCES
 from churn_assets.definitions import build_definitions
 from churn_assets.defs.resources import build_resources
 from churn_assets.defs.ingestion import SHA_TAG, partitions_name, plan_ingestion
+from churn_assets.defs.ml import CHURN_MODEL, CHURN_PREDICTIONS
+from churn_assets.defs.silver import SILVER_TRANSACTIONS
 from churn_assets.settings import Settings
 
 # Failures are reported in the summary (and in full in the UI), so the console stays quiet.
@@ -75,7 +77,8 @@ def run_pipeline(
     verbose: bool = False,
     echo: Callable[[str], None] = lambda _: None,
 ) -> PipelineReport:
-    """Ingest every new landed file into bronze, then rebuild silver; returns what happened."""
+    """Ingest every new landed file into bronze; when anything was new, rebuild silver, features
+    and labels; then train, gate and score every snapshot whose model is stale. Returns what happened."""
     started = time.perf_counter()
     instance = instance or dg.DagsterInstance.get()
     definitions = build_definitions(settings)
@@ -91,12 +94,17 @@ def run_pipeline(
         if decisions:
             echo(f"Ingesting {len(decisions)} new {source} file(s) ...")
             _ingest(instance, definitions, settings, source, decisions, run_config, report, echo)
-    _build(instance, definitions, "build_silver", "silver", run_config, report, echo)
-    snapshots = snapshots_with_data(settings, definitions)
-    if snapshots:
-        tags = {ASSET_PARTITION_RANGE_START_TAG: snapshots[0], ASSET_PARTITION_RANGE_END_TAG: snapshots[-1]}
-        layer = f"features and labels for {len(snapshots)} snapshots ({snapshots[0]} .. {snapshots[-1]})"
-        _build(instance, definitions, "build_snapshots", layer, run_config, report, echo, tags)
+    if report.ingested or _materialized_at(instance, SILVER_TRANSACTIONS) is None:
+        _build(instance, definitions, "build_silver", "silver", run_config, report, echo)
+        snapshots = snapshots_with_data(settings, definitions)
+        if snapshots:
+            tags = {ASSET_PARTITION_RANGE_START_TAG: snapshots[0], ASSET_PARTITION_RANGE_END_TAG: snapshots[-1]}
+            layer = f"features and labels for {len(snapshots)} snapshots ({snapshots[0]} .. {snapshots[-1]})"
+            _build(instance, definitions, "build_snapshots", layer, run_config, report, echo, tags)
+    else:
+        echo("No new data: silver, features and labels are up to date.")
+    if not report.failures:
+        _train_and_score(instance, definitions, settings, run_config, report, echo)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -110,6 +118,66 @@ def snapshots_with_data(settings: Settings, definitions: dg.Definitions) -> list
     keys = definitions.get_assets_def(["silver", "customer_features"]).partitions_def.get_partition_keys()
     upper = _next_month(last)
     return [k for k in keys if first.date().isoformat() < k <= upper]
+
+
+def _train_and_score(instance, definitions, settings, run_config, report, echo) -> None:
+    """Train, gate and score every snapshot whose model is older than silver, oldest first, so each
+    month's model sees only what was known then and the champion ends on the newest."""
+    silver_at = _materialized_at(instance, SILVER_TRANSACTIONS) or 0.0
+    stale = [
+        key for key in snapshots_with_data(settings, definitions)
+        if (_materialized_at(instance, CHURN_PREDICTIONS, key) or -1.0) < silver_at
+    ]
+    if not stale:
+        echo("Models and predictions are up to date.")
+        return
+    echo(f"Training, gating and scoring {len(stale)} snapshot(s) ({stale[0]} .. {stale[-1]}) ...")
+    job = definitions.resolve_job_def("retrain_and_score")
+    without_model = []
+    for key in stale:
+        started = time.perf_counter()
+        result = job.execute_in_process(
+            instance=instance, partition_key=key, run_config=run_config, raise_on_error=False
+        )
+        line = _model_line(result, key)
+        if line is None:
+            without_model.append(key)
+            continue
+        if not result.success:
+            report.failures.append(f"model {key}: {_failure(result)}")
+        echo(f"  {line} ({time.perf_counter() - started:.1f} s)")
+    if without_model:
+        report.notices.append(
+            f"no model for {len(without_model)} snapshot(s) ({without_model[0]} .. {without_model[-1]}): "
+            "they have fewer than two earlier snapshots with an observed horizon"
+        )
+
+
+def _model_line(result: dg.ExecuteInProcessResult, key: str) -> str | None:
+    """One line on a snapshot's model and predictions, or None when no model could be trained."""
+    metadata = {}
+    for event in result.get_asset_materialization_events():
+        metadata[event.materialization.asset_key] = event.materialization.metadata
+    model = metadata.get(CHURN_MODEL, {})
+    if "model_version" not in model:
+        return None if result.success else f"{key}: failed"
+    gate = next((c for c in result.get_asset_check_evaluations() if c.check_name == "champion_gate"), None)
+    scored = metadata.get(CHURN_PREDICTIONS, {}).get("customers_scored")
+    return (
+        f"{key}: version {model['model_version'].value} {model['chosen_model'].value}, "
+        f"ROC-AUC {model['roc_auc_out_of_time'].value:.3f} out-of-time "
+        f"(recency only {model['recency_only_roc_auc'].value:.3f}); "
+        f"{'champion' if gate and gate.metadata['promoted'].value else 'not promoted'}; "
+        + (f"{scored.value:,} customers scored" if scored else "not scored")
+    )
+
+
+def _materialized_at(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None) -> float | None:
+    """Timestamp of the newest materialization of ``key`` (or of one partition), if any."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
+    ).records
+    return records[0].timestamp if records else None
 
 
 def _next_month(moment) -> str:
@@ -208,5 +276,8 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
             if data.user_failure_data and data.user_failure_data.description:
                 return data.user_failure_data.description
             if data.error:
-                return data.error.to_string().strip().splitlines()[0]
+                error = data.error
+                while error.cause is not None:  # the user code's own error, not Dagster's wrapper
+                    error = error.cause
+                return error.message.strip().splitlines()[0]
     return f"run {result.run_id} failed; see it in the Dagster UI"

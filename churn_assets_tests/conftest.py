@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -23,13 +24,18 @@ def settings(tmp_path: Path) -> Settings:
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def instance(tmp_path: Path):
-    """A real SQLite-backed instance configured by the project's own dagster.yaml."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
+@contextmanager
+def project_instance(home: Path):
+    """A real SQLite-backed instance in ``home``, configured by the project's own dagster.yaml."""
+    home.mkdir(parents=True, exist_ok=True)
     overrides = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
     with dg.instance_for_test(temp_dir=str(home), overrides=overrides) as instance:
+        yield instance
+
+
+@pytest.fixture
+def instance(tmp_path: Path):
+    with project_instance(tmp_path / "dagster_home") as instance:
         yield instance
 
 

@@ -17,6 +17,7 @@ from churn_assets.core.features import (
     horizon_observed,
 )
 from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
+from churn_assets.defs.automation import refresh_after_new_data, refresh_recent_months
 from churn_assets.defs.ingestion import bronze_key
 from churn_assets.defs.metadata import column_schema, dagster_type, preview
 from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
@@ -63,6 +64,7 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         dagster_type=dagster_type(features_schema),
         metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(features_schema)},
         kinds={"duckdb", "pandas"},
+        automation_condition=refresh_after_new_data(),
         pool=DUCKDB_POOL,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
@@ -103,6 +105,7 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         dagster_type=dagster_type(labels_schema),
         metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(labels_schema)},
         kinds={"duckdb", "pandas"},
+        automation_condition=refresh_recent_months(settings.churn_horizon_days),
         pool=DUCKDB_POOL,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )

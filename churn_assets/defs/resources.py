@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import contextmanager
-from datetime import date
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -25,7 +23,11 @@ DUCKDB_POOL = "duckdb_warehouse"
 
 
 class ChurnSettings(dg.ConfigurableResource):
-    """Business assumptions, overridable from the launchpad; defaults come from the environment."""
+    """Business assumptions, overridable from the launchpad; defaults come from the environment.
+
+    The fields mirror ``churn_assets.settings.Settings`` (the sample-data fields stay CLI-only);
+    ``core()`` validates them and hands the core its plain settings object.
+    """
 
     churn_home: str = Field(description="Root of all data (CHURN_HOME).")
     start_date: str = Field(description="First monthly snapshot, YYYY-MM-01 (CHURN_START_DATE).")
@@ -37,35 +39,25 @@ class ChurnSettings(dg.ConfigurableResource):
     customers_column_map: str = Field(default="", description="CHURN_CUSTOMERS_COLUMN_MAP")
     web_sessions_column_map: str = Field(default="", description="CHURN_WEB_SESSIONS_COLUMN_MAP")
     timestamp_formats: str = Field(default="", description="CHURN_TIMESTAMP_FORMATS")
+    training_months: int = Field(description="Months of labelled snapshots a model may train on (CHURN_TRAINING_MONTHS).")
+    max_training_rows: int = Field(description="Training rows drawn from them (CHURN_MAX_TRAINING_ROWS).")
+    model_candidates: str = Field(description="Comma-separated model candidates (CHURN_MODEL_CANDIDATES).")
+    decision_threshold: float = Field(description="Threshold for accuracy/precision/recall/F1 (CHURN_DECISION_THRESHOLD).")
+    risk_cutoffs: str = Field(description="Medium and High risk start, e.g. '0.3,0.6' (CHURN_RISK_CUTOFFS).")
+    champion_tolerance: float = Field(description="ROC-AUC a new champion may lose (CHURN_CHAMPION_TOLERANCE).")
+    drift_psi_warning: float = Field(description="PSI above which drift warns (CHURN_DRIFT_PSI_WARNING).")
+    contact_cost: float = Field(description="Contact cost in the validation profit metric (CHURN_CONTACT_COST).")
+    action_effect: float = Field(description="Churn reduction in the validation profit metric (CHURN_ACTION_EFFECT).")
     seed: int = Field(description="Seed for training and control groups (CHURN_SEED).")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChurnSettings:
-        return cls(
-            churn_home=str(settings.churn_home),
-            start_date=settings.start_date.isoformat(),
-            churn_horizon_days=settings.churn_horizon_days,
-            max_abs_amount=settings.max_abs_amount,
-            transactions_column_map=settings.transactions_column_map,
-            customers_column_map=settings.customers_column_map,
-            web_sessions_column_map=settings.web_sessions_column_map,
-            timestamp_formats=settings.timestamp_formats,
-            seed=settings.seed,
-        )
+        plain = settings.to_plain()
+        return cls(**{name: plain[name] for name in cls.model_fields})
 
     def core(self) -> Settings:
         """The plain settings object the core functions take."""
-        return Settings(
-            churn_home=Path(self.churn_home),
-            start_date=date.fromisoformat(self.start_date),
-            churn_horizon_days=self.churn_horizon_days,
-            max_abs_amount=self.max_abs_amount,
-            transactions_column_map=self.transactions_column_map,
-            customers_column_map=self.customers_column_map,
-            web_sessions_column_map=self.web_sessions_column_map,
-            timestamp_formats=self.timestamp_formats,
-            seed=self.seed,
-        )
+        return Settings.from_plain({name: getattr(self, name) for name in type(self).model_fields})
 
 
 class _TransactionalDuckDbClient(DuckDbClient):

@@ -14,6 +14,7 @@ from churn_assets.core.silver import (
     silver_transactions_schema,
     silver_transactions_sql,
 )
+from churn_assets.defs.automation import refresh_after_new_data
 from churn_assets.defs.ingestion import bronze_key
 from churn_assets.defs.metadata import column_schema, dagster_type, preview
 from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
@@ -37,6 +38,7 @@ def _bronze_transactions(connection) -> str:
             description="Typed, validated orders and refunds from every landed file, one row per order id.",
             metadata={"dagster/column_schema": column_schema(silver_transactions_schema())},
             kinds={"duckdb", "pandas"},
+            automation_condition=refresh_after_new_data(),
         ),
         "quarantine": dg.AssetOut(
             key=SILVER_QUARANTINE,
@@ -47,6 +49,7 @@ def _bronze_transactions(connection) -> str:
             ),
             metadata={"dagster/column_schema": column_schema(quarantine_schema())},
             kinds={"duckdb", "pandas"},
+            automation_condition=refresh_after_new_data(),
         ),
     },
     deps=[bronze_key("transactions")],

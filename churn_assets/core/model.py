@@ -1,0 +1,350 @@
+"""The churn model: which snapshots train it, the candidates, out-of-time evaluation, selection.
+
+No Dagster and no MLflow here: plain functions on DataFrames, so every rule is tested directly.
+Training for model snapshot S uses only labelled snapshots whose horizon ended by S; the newest
+of them is held out for out-of-time validation and the earlier ones train.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from churn_assets.core.features import FEATURE_COLUMNS
+
+CATEGORICAL_FEATURES = ("segment",)
+NUMERIC_FEATURES = tuple(c for c in FEATURE_COLUMNS if c not in CATEGORICAL_FEATURES)
+CANDIDATES = ("logistic_regression", "gradient_boosting")
+PRIMARY_METRIC = "roc_auc"
+
+
+class NotEnoughHistory(ValueError):
+    """No model can be trained for this snapshot yet; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    """The labelled snapshots a model for ``model_snapshot`` may use."""
+
+    model_snapshot: date
+    train: tuple[date, ...]
+    validation: date
+
+
+def training_window(
+    model_snapshot: date, labelled: list[date], horizon_days: int, training_months: int
+) -> TrainingWindow:
+    """Labelled snapshots whose horizon ended by ``model_snapshot``, within ``training_months``.
+
+    The newest is the validation snapshot; the others train. Raises ``NotEnoughHistory``.
+    """
+    earliest = _months_before(model_snapshot, training_months)
+    usable = sorted(
+        s for s in set(labelled)
+        if s >= earliest and s + timedelta(days=horizon_days) <= model_snapshot
+    )
+    if len(usable) < 2:
+        raise NotEnoughHistory(
+            f"a model for {model_snapshot} needs two labelled snapshots whose {horizon_days}-day "
+            f"horizon ended by {model_snapshot} (within {training_months} months); found "
+            f"{[s.isoformat() for s in usable] or 'none'}"
+        )
+    return TrainingWindow(model_snapshot, tuple(usable[:-1]), usable[-1])
+
+
+def _months_before(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def model_inputs(features: pd.DataFrame) -> pd.DataFrame:
+    """The feature columns in the plain dtypes the models and the MLflow signature expect."""
+    inputs = pd.DataFrame(index=features.index)
+    for column in NUMERIC_FEATURES:
+        inputs[column] = pd.to_numeric(features[column], errors="coerce").astype("float64")
+    for column in CATEGORICAL_FEATURES:
+        inputs[column] = features[column].astype(object).where(features[column].notna(), "unknown")
+    return inputs
+
+
+def candidate_models(seed: int) -> dict[str, Pipeline]:
+    """The interpretable baseline and a gradient-boosted model, both as sklearn pipelines."""
+    logistic = Pipeline([
+        ("prepare", ColumnTransformer([
+            ("numbers", Pipeline([
+                ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+                ("scale", StandardScaler()),
+            ]), list(NUMERIC_FEATURES)),
+            ("categories", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL_FEATURES)),
+        ])),
+        ("model", LogisticRegression(max_iter=2000, C=0.5)),
+    ])
+    boosting = Pipeline([
+        ("prepare", ColumnTransformer([
+            ("numbers", "passthrough", list(NUMERIC_FEATURES)),
+            ("categories", OrdinalEncoder(
+                handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1
+            ), list(CATEGORICAL_FEATURES)),
+        ])),
+        ("model", HistGradientBoostingClassifier(
+            max_iter=300, learning_rate=0.08, max_leaf_nodes=31, l2_regularization=1.0,
+            early_stopping=True, validation_fraction=0.1, n_iter_no_change=15,
+            categorical_features=[len(NUMERIC_FEATURES)], random_state=seed,
+        )),
+    ])
+    return {"logistic_regression": logistic, "gradient_boosting": boosting}
+
+
+def calibrated(model: Pipeline) -> CalibratedClassifierCV:
+    """Isotonic calibration by 3-fold cross-fitting; one final model keeps scoring cheap."""
+    return CalibratedClassifierCV(model, method="isotonic", cv=3, ensemble=False)
+
+
+def evaluate(
+    churned: np.ndarray, probability: np.ndarray, threshold: float, value: np.ndarray | None = None,
+    contact_cost: float = 0.0, action_effect: float = 0.0,
+) -> dict[str, float]:
+    """Out-of-sample metrics of churn probabilities against realised labels."""
+    predicted = probability >= threshold
+    metrics = {
+        "roc_auc": roc_auc_score(churned, probability),
+        "pr_auc": average_precision_score(churned, probability),
+        "brier": brier_score_loss(churned, probability),
+        "log_loss": log_loss(churned, np.clip(probability, 1e-6, 1 - 1e-6), labels=[0, 1]),
+        "accuracy": accuracy_score(churned, predicted),
+        "precision": precision_score(churned, predicted, zero_division=0),
+        "recall": recall_score(churned, predicted, zero_division=0),
+        "f1": f1_score(churned, predicted, zero_division=0),
+        "top_decile_lift": top_decile_lift(churned, probability),
+        "base_rate": float(np.mean(churned)),
+    }
+    if value is not None:
+        metrics.update(retention_profit(churned, probability, value, contact_cost, action_effect))
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def top_decile_lift(churned: np.ndarray, score: np.ndarray) -> float:
+    """Churn rate among the 10% highest scores divided by the overall churn rate."""
+    churned = np.asarray(churned)
+    top = np.argsort(-np.asarray(score), kind="stable")[: max(1, len(churned) // 10)]
+    base = churned.mean()
+    return float(churned[top].mean() / base) if base > 0 else float("nan")
+
+
+def retention_profit(
+    churned: np.ndarray, probability: np.ndarray, value: np.ndarray, contact_cost: float, action_effect: float
+) -> dict[str, float]:
+    """Profit of contacting every customer whose expected saving exceeds the contact cost.
+
+    Expected: what the model believes (probability x effect x value - cost); realised: the same
+    with the true label in place of the probability, so a miscalibrated model is caught.
+    """
+    saving = action_effect * np.asarray(value, dtype=float)
+    target = np.asarray(probability) * saving > contact_cost
+    return {
+        "plan_customers": float(target.sum()),
+        "plan_expected_profit": float((probability * saving - contact_cost)[target].sum()),
+        "plan_realised_profit": float((np.asarray(churned) * saving - contact_cost)[target].sum()),
+    }
+
+
+@dataclass
+class Candidate:
+    """One fitted candidate and how it did out-of-time."""
+
+    name: str
+    model: CalibratedClassifierCV
+    metrics: dict[str, float]
+    validation_probability: np.ndarray = field(repr=False)
+
+
+@dataclass
+class TrainingResult:
+    """Every candidate, the chosen one, the recency-only reference and the random-split comparison."""
+
+    window: TrainingWindow
+    candidates: dict[str, Candidate]
+    chosen: str
+    recency_only: dict[str, float]
+    random_split_roc_auc: float
+    train_rows: int
+    validation_rows: int
+    validation_churned: np.ndarray = field(repr=False)
+
+    @property
+    def best(self) -> Candidate:
+        return self.candidates[self.chosen]
+
+    @property
+    def beats_recency_only(self) -> bool:
+        return self.best.metrics["roc_auc"] > self.recency_only["roc_auc"]
+
+
+def train_and_select(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    window: TrainingWindow,
+    *,
+    seed: int,
+    threshold: float,
+    contact_cost: float,
+    action_effect: float,
+    candidates: tuple[str, ...] = CANDIDATES,
+) -> TrainingResult:
+    """Fit each calibrated candidate on ``train``, score it on ``validation`` (out-of-time) and
+    choose the best by ROC-AUC. Both frames hold the feature columns plus ``churned``."""
+    unknown = sorted(set(candidates) - set(CANDIDATES))
+    if unknown or not candidates:
+        raise ValueError(f"unknown model candidates {unknown or candidates}; choose from {list(CANDIDATES)}")
+    for name, frame in (("training", train), ("validation", validation)):
+        if frame["churned"].nunique() < 2:
+            raise NotEnoughHistory(f"the {name} data has a single class; a model needs churners and non-churners")
+    x_train, y_train = model_inputs(train), train["churned"].to_numpy()
+    x_valid, y_valid = model_inputs(validation), validation["churned"].to_numpy()
+    value = validation["spend_180d"].to_numpy(dtype=float)
+    models = candidate_models(seed)
+    fitted = {}
+    for name in candidates:
+        model = calibrated(models[name]).fit(x_train, y_train)
+        probability = model.predict_proba(x_valid)[:, 1]
+        metrics = evaluate(y_valid, probability, threshold, value, contact_cost, action_effect)
+        fitted[name] = Candidate(name, model, metrics, probability)
+    chosen = max(fitted, key=lambda n: (fitted[n].metrics[PRIMARY_METRIC], -CANDIDATES.index(n)))
+    recency = x_valid["recency_days"].to_numpy()
+    return TrainingResult(
+        window=window,
+        candidates=fitted,
+        chosen=chosen,
+        recency_only={
+            "roc_auc": float(roc_auc_score(y_valid, recency)),
+            "pr_auc": float(average_precision_score(y_valid, recency)),
+            "top_decile_lift": top_decile_lift(y_valid, recency),
+        },
+        random_split_roc_auc=random_split_auc(models[chosen], x_train, y_train, seed),
+        train_rows=len(train),
+        validation_rows=len(validation),
+        validation_churned=y_valid,
+    )
+
+
+def random_split_auc(model: Pipeline, inputs: pd.DataFrame, churned: np.ndarray, seed: int) -> float:
+    """ROC-AUC on a random 80/20 split of the training rows: the seeds' practice, reported only.
+
+    It mixes customers and months, so it is usually optimistic; never used to choose or gate.
+    """
+    x_fit, x_test, y_fit, y_test = train_test_split(
+        inputs, churned, test_size=0.2, random_state=seed, stratify=churned
+    )
+    fitted = clone(model).fit(x_fit, y_fit)
+    return float(roc_auc_score(y_test, fitted.predict_proba(x_test)[:, 1]))
+
+
+def risk_segments(probability: np.ndarray, medium_from: float, high_from: float) -> np.ndarray:
+    """Low / Medium / High by calibrated probability cut-offs."""
+    return np.select(
+        [probability >= high_from, probability >= medium_from], ["High", "Medium"], default="Low"
+    ).astype(object)
+
+
+def coefficients(model: CalibratedClassifierCV) -> pd.Series | None:
+    """Standardized coefficients of a logistic candidate by feature name, else None."""
+    pipeline = model.calibrated_classifiers_[0].estimator
+    if not isinstance(pipeline.named_steps["model"], LogisticRegression):
+        return None
+    names = pipeline.named_steps["prepare"].get_feature_names_out()
+    return pd.Series(pipeline.named_steps["model"].coef_[0], index=names).sort_values(key=abs, ascending=False)
+
+
+def labelled_features_sql(
+    snapshots: tuple[date, ...], *, max_rows: int | None = None, seed: int = 0,
+    features: str = "silver.customer_features", labels: str = "silver.churn_labels",
+) -> str:
+    """Feature rows of ``snapshots`` joined to their labels; at most ``max_rows``, drawn by a
+    seeded hash so the same settings always give the same sample."""
+    listed = ", ".join(f"date '{s.isoformat()}'" for s in snapshots) or "null"
+    sample = (
+        f"order by hash(customer_id, snapshot_date, {int(seed)}), customer_id, snapshot_date limit {int(max_rows)}"
+        if max_rows else "order by snapshot_date, customer_id"
+    )
+    return f"""
+        select f.*, l.churned
+        from {features} f join {labels} l using (snapshot_date, customer_id)
+        where f.snapshot_date in ({listed})
+        {sample}
+    """
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether a new version becomes champion, whether the gate passed, and why, in a sentence."""
+
+    promote: bool
+    passed: bool
+    reason: str
+
+
+def champion_decision(
+    snapshot: date, roc_auc: float, champion_snapshot: date | None, champion_roc_auc: float | None,
+    tolerance: float,
+) -> GateDecision:
+    """The champion moves only to a version at least as new that is not worse (by more than
+    ``tolerance`` ROC-AUC) on the same out-of-time validation snapshot."""
+    if champion_snapshot is None or champion_roc_auc is None:
+        return GateDecision(True, True, f"first champion (ROC-AUC {roc_auc:.4f})")
+    if champion_snapshot > snapshot:
+        return GateDecision(
+            False, True,
+            f"the champion was trained for the later snapshot {champion_snapshot}; it stays, "
+            f"and this version serves {snapshot} only",
+        )
+    if roc_auc >= champion_roc_auc - tolerance:
+        return GateDecision(
+            True, True,
+            f"ROC-AUC {roc_auc:.4f} against the champion's {champion_roc_auc:.4f} on the same "
+            f"validation snapshot (tolerance {tolerance})",
+        )
+    return GateDecision(
+        False, False,
+        f"ROC-AUC {roc_auc:.4f} is worse than the champion's {champion_roc_auc:.4f} on the same "
+        f"validation snapshot by more than {tolerance}; the champion is kept",
+    )
+
+
+def feature_importance(result: TrainingResult, validation_inputs: pd.DataFrame, seed: int) -> pd.Series:
+    """Standardized coefficients for a logistic model; otherwise permutation importance (drop in
+    ROC-AUC) on up to 2,000 validation rows, since boosted trees have no coefficients."""
+    coefs = coefficients(result.best.model)
+    if coefs is not None:
+        return coefs.rename("standardized coefficient")
+    from sklearn.inspection import permutation_importance
+
+    rows = np.random.default_rng(seed).permutation(len(validation_inputs))[:2000]
+    outcome = permutation_importance(
+        result.best.model, validation_inputs.iloc[rows], result.validation_churned[rows],
+        scoring="roc_auc", n_repeats=2, random_state=seed,
+    )
+    return pd.Series(outcome.importances_mean, index=validation_inputs.columns, name="drop in ROC-AUC when shuffled").sort_values(
+        key=abs, ascending=False
+    )

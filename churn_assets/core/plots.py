@@ -1,0 +1,87 @@
+"""Evaluation plots of a training result, as matplotlib figures and PNG bytes."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and in tests
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+from churn_assets.core.model import TrainingResult  # noqa: E402
+
+
+def evaluation_figures(result: TrainingResult, recency_days: np.ndarray, importance: pd.Series) -> dict[str, plt.Figure]:
+    """ROC, precision-recall, calibration, cumulative lift and feature importance figures."""
+    y = result.validation_churned
+    scores = {name: c.validation_probability for name, c in result.candidates.items()}
+    figures = {}
+
+    fig, ax = _figure(f"ROC, out-of-time ({result.window.validation})")
+    for name, p in scores.items():
+        fpr, tpr, _ = roc_curve(y, p)
+        ax.plot(fpr, tpr, label=f"{name} ({result.candidates[name].metrics['roc_auc']:.3f})")
+    fpr, tpr, _ = roc_curve(y, recency_days)
+    ax.plot(fpr, tpr, "--", label=f"recency only ({result.recency_only['roc_auc']:.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate")
+    figures["roc"] = _finish(fig, ax)
+
+    fig, ax = _figure("Precision-recall, out-of-time")
+    for name, p in scores.items():
+        precision, recall, _ = precision_recall_curve(y, p)
+        ax.plot(recall, precision, label=name)
+    ax.axhline(y.mean(), ls=":", color="grey", label="base rate")
+    ax.set(xlabel="recall", ylabel="precision")
+    figures["precision_recall"] = _finish(fig, ax)
+
+    fig, ax = _figure("Calibration, out-of-time")
+    for name, p in scores.items():
+        observed, predicted = calibration_curve(y, p, n_bins=10, strategy="quantile")
+        ax.plot(predicted, observed, "o-", label=name)
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect")
+    ax.set(xlabel="predicted churn probability", ylabel="observed churn rate")
+    figures["calibration"] = _finish(fig, ax)
+
+    fig, ax = _figure("Cumulative gains, out-of-time")
+    share = np.arange(1, len(y) + 1) / len(y)
+    for name, p in {**scores, "recency only": recency_days}.items():
+        found = np.cumsum(y[np.argsort(-np.asarray(p), kind="stable")]) / max(y.sum(), 1)
+        ax.plot(share, found, "--" if name == "recency only" else "-", label=name)
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="random")
+    ax.set(xlabel="share of customers contacted (highest risk first)", ylabel="share of churners reached")
+    figures["lift"] = _finish(fig, ax)
+
+    top = importance.head(15)[::-1]
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=80)
+    ax.barh(top.index, top.to_numpy(), color=["tab:red" if v > 0 else "tab:blue" for v in top])
+    ax.set_title(f"{result.chosen}: {top.name or 'importance'}")
+    fig.tight_layout()
+    figures["importance"] = fig
+    return figures
+
+
+def _figure(title: str):
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=80)
+    ax.set_title(title)
+    return fig, ax
+
+
+def _finish(fig, ax):
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def png_bytes(fig: plt.Figure) -> bytes:
+    """The figure as PNG, then closed so long runs do not pile up figures."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

@@ -1,0 +1,153 @@
+"""The MLflow side of the churn model: one tracked run per training, the registry and its champion.
+
+Plain MLflow calls against the tracking URI from settings (an SQLite store by default); no Dagster.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from churn_assets.core.model import TrainingResult
+
+MODEL_NAME = "churn_model"
+EXPERIMENT = "churn_model"
+CHAMPION = "champion"
+PROFILE_FILE = "reference_profile.json"
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    run_id: str
+    experiment_id: str
+    version: str
+
+
+def log_training(
+    tracking_uri: str,
+    result: TrainingResult,
+    *,
+    inputs_example: pd.DataFrame,
+    params: dict,
+    tags: dict[str, str],
+    figures: dict[str, bytes],
+    profile: dict,
+    tables: dict[str, pd.DataFrame],
+) -> LoggedModel:
+    """One MLflow run with params, every candidate's metrics, plots and the chosen model, registered
+    as a new version of ``churn_model`` tagged with its snapshots (the champion alias is not moved)."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(EXPERIMENT)
+    window = result.window
+    version_tags = {
+        "snapshot": window.model_snapshot.isoformat(),
+        "validation_snapshot": window.validation.isoformat(),
+        "train_snapshots": ",".join(s.isoformat() for s in window.train),
+        "algorithm": result.chosen,
+        "roc_auc": f"{result.best.metrics['roc_auc']:.6f}",
+    }
+    with mlflow.start_run(run_name=f"churn_model {window.model_snapshot}", tags=tags) as run:
+        mlflow.log_params({**params, **{k: v for k, v in version_tags.items() if k != "roc_auc"}})
+        mlflow.log_metrics(result.best.metrics)
+        for name, candidate in result.candidates.items():
+            mlflow.log_metrics({f"{name}.{k}": v for k, v in candidate.metrics.items()})
+        mlflow.log_metrics({f"recency_only.{k}": v for k, v in result.recency_only.items()})
+        mlflow.log_metrics({
+            "random_split.roc_auc": result.random_split_roc_auc,
+            "train_rows": result.train_rows,
+            "validation_rows": result.validation_rows,
+        })
+        with tempfile.TemporaryDirectory() as folder:
+            for name, png in figures.items():
+                (Path(folder) / f"{name}.png").write_bytes(png)
+            for name, table in tables.items():
+                table.to_csv(Path(folder) / f"{name}.csv", index=False)
+            (Path(folder) / PROFILE_FILE).write_text(json.dumps(profile))
+            mlflow.log_artifacts(folder)
+        probability = result.best.model.predict_proba(inputs_example)
+        info = mlflow.sklearn.log_model(
+            result.best.model,
+            name="model",
+            registered_model_name=MODEL_NAME,
+            signature=infer_signature(inputs_example, probability),
+            input_example=inputs_example,
+            skops_trusted_types=_library_types(result.best.model),
+            # Named, not inferred: inference imports the model in a subprocess, ~10 s per run.
+            pip_requirements=_requirements(),
+        )
+    version = str(info.registered_model_version)
+    client = MlflowClient(tracking_uri)
+    for key, value in version_tags.items():
+        client.set_model_version_tag(MODEL_NAME, version, key, value)
+    return LoggedModel(run.info.run_id, run.info.experiment_id, version)
+
+
+def _requirements() -> list[str]:
+    """The packages a loaded model needs, at the versions it was trained with."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("scikit-learn", "numpy", "pandas", "scipy", "skops")]
+
+
+def _library_types(model) -> list[str]:
+    """Types skops does not trust by default but which belong to sklearn, numpy or the standard
+    library; anything else stays untrusted, so loading a foreign object still fails."""
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    return [t for t in untrusted if t.split(".")[0] in ("sklearn", "numpy", "functools")]
+
+
+def version_for_snapshot(tracking_uri: str, snapshot: str) -> ModelVersion | None:
+    """The newest registered version trained for ``snapshot`` (YYYY-MM-DD), if any."""
+    versions = [
+        v for v in _all_versions(tracking_uri) if v.tags.get("snapshot") == snapshot
+    ]
+    return max(versions, key=lambda v: int(v.version), default=None)
+
+
+def _all_versions(tracking_uri: str) -> list[ModelVersion]:
+    client = MlflowClient(tracking_uri)
+    try:
+        return list(client.search_model_versions(f"name = '{MODEL_NAME}'", max_results=10_000))
+    except MlflowException:
+        return []
+
+
+def champion(tracking_uri: str) -> ModelVersion | None:
+    """The version behind the ``champion`` alias, or None before the first promotion."""
+    try:
+        return MlflowClient(tracking_uri).get_model_version_by_alias(MODEL_NAME, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def promote(tracking_uri: str, version: str) -> None:
+    MlflowClient(tracking_uri).set_registered_model_alias(MODEL_NAME, CHAMPION, version)
+
+
+def load_model(tracking_uri: str, version: str):
+    """The fitted sklearn model of a registered version."""
+    mlflow.set_tracking_uri(tracking_uri)
+    return mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{version}")
+
+
+def load_profile(tracking_uri: str, model_version: ModelVersion) -> dict:
+    """The training reference profile logged beside a version's model."""
+    mlflow.set_tracking_uri(tracking_uri)
+    path = mlflow.artifacts.download_artifacts(run_id=model_version.run_id, artifact_path=PROFILE_FILE)
+    return json.loads(Path(path).read_text())
+
+
+def run_url(tracking_uri: str, logged: LoggedModel) -> str:
+    """Where the run shows in ``mlflow ui`` started on this store (default port)."""
+    return f"http://127.0.0.1:5000/#/experiments/{logged.experiment_id}/runs/{logged.run_id}"

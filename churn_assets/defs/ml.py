@@ -1,0 +1,310 @@
+"""ML layer: the monthly churn model tracked in MLflow with its champion gate, and the predictions."""
+
+import base64
+import warnings
+from datetime import date
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+from sklearn.metrics import roc_auc_score
+
+from churn_assets.core import registry
+from churn_assets.core.drift import drift_report, reference_profile
+from churn_assets.core.explain import typical_values
+from churn_assets.core.model import (
+    GateDecision,
+    NotEnoughHistory,
+    TrainingResult,
+    champion_decision,
+    feature_importance,
+    labelled_features_sql,
+    model_inputs,
+    train_and_select,
+    training_window,
+)
+from churn_assets.core.plots import evaluation_figures, png_bytes
+from churn_assets.core.scoring import predictions_schema, score_snapshot
+from churn_assets.core.warehouse import query_frame, table_exists
+from churn_assets.defs.features import CHURN_LABELS, CUSTOMER_FEATURES, snapshot_partitions
+from churn_assets.defs.metadata import column_schema, dagster_type, preview
+from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
+from churn_assets.settings import Settings
+
+CHURN_MODEL = dg.AssetKey(["ml", "churn_model"])
+CHURN_PREDICTIONS = dg.AssetKey(["ml", "churn_predictions"])
+CHAMPION_GATE = "champion_gate"
+DRIFT_CHECK = "feature_and_score_drift"
+COVERAGE_CHECK = "one_score_per_active_customer"
+
+
+def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
+    """The model and predictions on the same monthly snapshot partitions as the features."""
+    partitions = snapshot_partitions(settings)
+    # Lineage of the training window; the model itself decides which of these have observed labels.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # allow_nonexistent_upstream_partitions
+        history = dg.TimeWindowPartitionMapping(
+            start_offset=-settings.training_months, end_offset=-1, allow_nonexistent_upstream_partitions=True
+        )
+
+    @dg.asset(
+        key=CHURN_MODEL,
+        group_name="ml",
+        description=(
+            "Churn model for snapshot S: calibrated candidates trained on labelled snapshots whose horizon "
+            "ended by S, the newest held out for out-of-time validation; logged and registered in MLflow."
+        ),
+        partitions_def=partitions,
+        deps=[
+            dg.AssetDep(CUSTOMER_FEATURES, partition_mapping=history),
+            dg.AssetDep(CHURN_LABELS, partition_mapping=history),
+        ],
+        check_specs=[
+            dg.AssetCheckSpec(
+                CHAMPION_GATE,
+                asset=CHURN_MODEL,
+                blocking=True,
+                description="The champion alias moves only to a version that is not worse on the same validation snapshot.",
+            )
+        ],
+        kinds={"mlflow", "scikitlearn"},
+        pool=DUCKDB_POOL,
+    )
+    def churn_model(
+        context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource
+    ) -> dg.MaterializeResult:
+        settings = churn_settings.core()
+        snapshot = date.fromisoformat(context.partition_key)
+        with warehouse.get_connection() as connection:
+            labelled = _labelled_snapshots(connection)
+            try:
+                window = training_window(snapshot, labelled, settings.churn_horizon_days, settings.training_months)
+            except NotEnoughHistory as exc:
+                return _no_model(context, str(exc))
+            train = query_frame(
+                connection,
+                labelled_features_sql(window.train, max_rows=settings.max_training_rows, seed=settings.seed),
+            )
+            validation = query_frame(connection, labelled_features_sql((window.validation,)))
+        context.log.info(
+            f"training on {len(train):,} rows from {len(window.train)} snapshots "
+            f"({window.train[0]} .. {window.train[-1]}); validating on {window.validation} ({len(validation):,} rows)"
+        )
+        try:
+            result = train_and_select(
+                train, validation, window, seed=settings.seed, threshold=settings.decision_threshold,
+                contact_cost=settings.contact_cost, action_effect=settings.action_effect,
+                candidates=settings.candidate_list,
+            )
+        except NotEnoughHistory as exc:
+            return _no_model(context, str(exc))
+        x_train, x_valid = model_inputs(train), model_inputs(validation)
+        importance = feature_importance(result, x_valid, settings.seed)
+        figures = {
+            name: png_bytes(fig)
+            for name, fig in evaluation_figures(result, x_valid["recency_days"].to_numpy(), importance).items()
+        }
+        metrics = _metrics_table(result)
+        logged = registry.log_training(
+            settings.mlflow_tracking_uri,
+            result,
+            inputs_example=x_train.head(5),
+            params={
+                "horizon_days": settings.churn_horizon_days,
+                "training_months": settings.training_months,
+                "max_training_rows": settings.max_training_rows,
+                "candidates": ",".join(settings.candidate_list),
+                "decision_threshold": settings.decision_threshold,
+                "seed": settings.seed,
+            },
+            tags={"dagster_run_id": context.run.run_id, "dagster_partition": context.partition_key},
+            figures=figures,
+            profile={
+                "typical": typical_values(x_train),
+                "drift": reference_profile(x_train, result.best.model.predict_proba(x_train)[:, 1]),
+            },
+            tables={"metrics": metrics.reset_index(), "importance": importance.rename("value").reset_index()},
+        )
+        decision, champion_metadata = _champion_gate(settings, snapshot, result, logged, x_valid)
+        context.log.info(f"model version {logged.version} ({result.chosen}): {decision.reason}")
+        return dg.MaterializeResult(
+            metadata={
+                "chosen_model": result.chosen,
+                "model_version": logged.version,
+                "roc_auc_out_of_time": result.best.metrics["roc_auc"],
+                "recency_only_roc_auc": result.recency_only["roc_auc"],
+                "beats_recency_only": result.beats_recency_only,
+                "validation_snapshot": window.validation.isoformat(),
+                "train_snapshots": ", ".join(s.isoformat() for s in window.train),
+                "train_rows": result.train_rows,
+                "validation_rows": result.validation_rows,
+                "metrics": dg.MetadataValue.md(metrics.round(4).to_markdown()),
+                "plots": dg.MetadataValue.md(_images_markdown(figures)),
+                "mlflow_run": dg.MetadataValue.url(registry.run_url(settings.mlflow_tracking_uri, logged)),
+                "mlflow_ui": dg.MetadataValue.text(f"mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}"),
+                **({} if result.beats_recency_only else {
+                    "warning": dg.MetadataValue.text("the chosen model does not beat recency alone out-of-time")
+                }),
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=CHAMPION_GATE,
+                    passed=decision.passed,
+                    description=decision.reason,
+                    metadata={"decision": decision.reason, "promoted": decision.promote, **champion_metadata},
+                )
+            ],
+        )
+
+    @dg.asset(
+        key=CHURN_PREDICTIONS,
+        group_name="ml",
+        description=(
+            "Every customer active before S scored once by the model trained for S: calibrated churn "
+            "probability, risk segment, model version and the top three reasons in words."
+        ),
+        partitions_def=partitions,
+        deps=[CHURN_MODEL, CUSTOMER_FEATURES],
+        dagster_type=dagster_type(predictions_schema()),
+        metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(predictions_schema())},
+        check_specs=[
+            dg.AssetCheckSpec(
+                DRIFT_CHECK, asset=CHURN_PREDICTIONS,
+                description="Population stability index of each feature and of the score against the training data.",
+            ),
+            dg.AssetCheckSpec(
+                COVERAGE_CHECK, asset=CHURN_PREDICTIONS, blocking=True,
+                description="Exactly one prediction per customer in the snapshot's features.",
+            ),
+        ],
+        kinds={"duckdb", "pandas", "mlflow"},
+        pool=DUCKDB_POOL,
+        # A new model for the newest month rescores it (once that month has a model); the model
+        # itself retrains on the monthly schedule.
+        automation_condition=dg.AutomationCondition.eager(),
+    )
+    def churn_predictions(
+        context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource
+    ):
+        settings = churn_settings.core()
+        key = context.partition_key
+        version = registry.version_for_snapshot(settings.mlflow_tracking_uri, key)
+        with warehouse.get_connection() as connection:
+            features = query_frame(
+                connection, f"select * from silver.customer_features where snapshot_date = date '{key}' order by customer_id"
+            )
+        if version is None:
+            context.log.warning(f"no model was trained for {key}; no predictions")
+            empty = score_snapshot(None, features.head(0), model_version="", cutoffs=(0.3, 0.6), typical={})
+            yield dg.Output(empty, metadata={"status": f"no model trained for {key}", "customers_scored": 0})
+            yield dg.AssetCheckResult(check_name=DRIFT_CHECK, passed=True, metadata={"status": "no model"})
+            yield dg.AssetCheckResult(
+                check_name=COVERAGE_CHECK, passed=True, metadata={"status": "no model, nothing scored"}
+            )
+            return
+        model = registry.load_model(settings.mlflow_tracking_uri, version.version)
+        profile = registry.load_profile(settings.mlflow_tracking_uri, version)
+        scored = score_snapshot(
+            model, features, model_version=version.version, cutoffs=settings.risk_cutoff_pair,
+            typical=profile["typical"],
+        )
+        drift = drift_report(profile["drift"], model_inputs(features), scored["churn_probability"].to_numpy())
+        segments = scored["risk_segment"].value_counts()
+        yield dg.Output(
+            scored,
+            metadata={
+                "customers_scored": len(scored),
+                "model_version": version.version,
+                "mean_churn_probability": float(scored["churn_probability"].mean()) if len(scored) else 0.0,
+                **{f"risk/{s}": int(segments.get(s, 0)) for s in ("High", "Medium", "Low")},
+                "preview": preview(scored.sort_values("churn_probability", ascending=False)),
+            },
+        )
+        worst = float(drift.max()) if len(drift) else 0.0
+        yield dg.AssetCheckResult(
+            check_name=DRIFT_CHECK,
+            passed=worst <= settings.drift_psi_warning,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "max_psi": worst,
+                "most_drifted": str(drift.index[0]) if len(drift) else "none",
+                "threshold": settings.drift_psi_warning,
+                "psi": dg.MetadataValue.md(drift.round(4).to_frame().to_markdown()),
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name=COVERAGE_CHECK,
+            passed=len(scored) == len(features) and scored["customer_id"].is_unique,
+            metadata={"features": len(features), "predictions": len(scored)},
+        )
+
+    return [churn_model, churn_predictions]
+
+
+def _labelled_snapshots(connection) -> list[date]:
+    if not table_exists(connection, "silver", "churn_labels"):
+        return []
+    rows = connection.execute("select distinct cast(snapshot_date as date) from silver.churn_labels").fetchall()
+    return [r[0] for r in rows]
+
+
+def _no_model(context: dg.AssetExecutionContext, why: str) -> dg.MaterializeResult:
+    context.log.warning(f"no model for {context.partition_key}: {why}")
+    return dg.MaterializeResult(
+        metadata={"status": dg.MetadataValue.text(f"no model: {why}")},
+        check_results=[
+            dg.AssetCheckResult(check_name=CHAMPION_GATE, passed=True, metadata={"decision": "no model trained"})
+        ],
+    )
+
+
+def _champion_gate(
+    settings: Settings, snapshot: date, result: TrainingResult, logged: registry.LoggedModel, x_valid: pd.DataFrame
+) -> tuple[GateDecision, dict]:
+    """Score the current champion on this version's validation snapshot, decide, and move the alias."""
+    uri = settings.mlflow_tracking_uri
+    current = registry.champion(uri)
+    champion_snapshot = champion_auc = None
+    metadata = {}
+    if current is not None:
+        champion_snapshot = date.fromisoformat(current.tags["snapshot"])
+        metadata = {"champion_version": current.version, "champion_snapshot": champion_snapshot.isoformat()}
+        if champion_snapshot <= snapshot:
+            model = registry.load_model(uri, current.version)
+            champion_auc = float(roc_auc_score(result.validation_churned, model.predict_proba(x_valid)[:, 1]))
+            metadata["champion_roc_auc_same_validation"] = champion_auc
+    decision = champion_decision(
+        snapshot, result.best.metrics["roc_auc"], champion_snapshot, champion_auc, settings.champion_tolerance
+    )
+    if decision.promote:
+        registry.promote(uri, logged.version)
+    metadata["champion_after"] = logged.version if decision.promote else (current.version if current else "none")
+    return decision, metadata
+
+
+def _metrics_table(result: TrainingResult) -> pd.DataFrame:
+    """Out-of-time metrics of every candidate and the recency-only score, plus the random split."""
+    table = pd.DataFrame({name: c.metrics for name, c in result.candidates.items()})
+    table["recency_only"] = pd.Series(result.recency_only)
+    table.loc["roc_auc_random_80_20_split", result.chosen] = result.random_split_roc_auc
+    return table
+
+
+def _images_markdown(figures: dict[str, bytes]) -> str:
+    return "\n\n".join(
+        f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+        for name, png in figures.items()
+    )
+
+
+ml_job = dg.define_asset_job(
+    "retrain_and_score",
+    selection=dg.AssetSelection.assets(CHURN_MODEL, CHURN_PREDICTIONS),
+    description="Model (with its champion gate) and predictions for one monthly snapshot.",
+)
+# On the 1st at 04:00: retrain and rescore the snapshot that just became complete.
+monthly_retraining = dg.build_schedule_from_partitioned_job(
+    ml_job, name="monthly_retraining", hour_of_day=4, default_status=dg.DefaultScheduleStatus.RUNNING
+)

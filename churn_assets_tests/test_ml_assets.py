@@ -1,0 +1,115 @@
+"""The model, its champion gate and the predictions through a real instance, warehouse and MLflow store."""
+
+import dataclasses
+from datetime import date, timedelta
+
+import dagster as dg
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from churn_assets.core import registry
+from churn_assets.core.generate import SampleConfig, generate_sample, write_landing
+from churn_assets.core.model import model_inputs
+from churn_assets.definitions import build_definitions
+from churn_assets.defs.ml import CHURN_MODEL
+from churn_assets.runner import run_pipeline
+from churn_assets.settings import Settings
+from churn_assets_tests.conftest import project_instance, query
+from churn_assets_tests.dagster_helpers import QUIET
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Twelve months of generated data run end to end once: snapshots 2024-06 .. 2025-01."""
+    home = tmp_path_factory.mktemp("ml")
+    settings = Settings(churn_home=home / "home", start_date=date(2024, 6, 1), max_training_rows=20_000)
+    write_landing(generate_sample(SampleConfig(customers=1500, months=12, seed=3)), settings.landing_dir)
+    with project_instance(home / "dagster") as instance:
+        report = run_pipeline(settings, instance=instance)
+        assert report.ok, report.failures
+        yield settings, instance, report
+
+
+def _model_metadata(instance, partition):
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=CHURN_MODEL, asset_partitions=[partition]), limit=1
+    ).records
+    return records[0].asset_materialization.metadata
+
+
+def test_run_ends_with_a_champion_and_predictions_for_every_scorable_snapshot(trained):
+    settings, instance, report = trained
+    uri = settings.mlflow_tracking_uri
+    versions = registry._all_versions(uri)
+    trained_for = sorted(v.tags["snapshot"] for v in versions)
+    # Labels are observed through 2024-10-01 (data ends 2024-12-31); two of them are needed by S.
+    assert trained_for == ["2024-10-01", "2024-11-01", "2024-12-01", "2025-01-01"]
+    for version in versions:
+        snapshot = date.fromisoformat(version.tags["snapshot"])
+        used = [*version.tags["train_snapshots"].split(","), version.tags["validation_snapshot"]]
+        assert all(date.fromisoformat(s) + timedelta(days=90) <= snapshot for s in used)
+    champion = registry.champion(uri)
+    assert champion.tags["snapshot"] == "2025-01-01"
+
+    per_snapshot = query(settings, """
+        select f.snapshot_date::date::varchar as snapshot, count(*) as features,
+               count(p.customer_id) as predicted, count(distinct p.customer_id) as distinct_predicted,
+               min(p.model_version) as version
+        from silver.customer_features f
+        left join ml.churn_predictions p using (snapshot_date, customer_id)
+        group by 1 order by 1
+    """).set_index("snapshot")
+    for snapshot in trained_for:
+        row = per_snapshot.loc[snapshot]
+        assert row["features"] == row["predicted"] == row["distinct_predicted"] > 500
+        assert row["version"] == str(registry.version_for_snapshot(uri, snapshot).version)
+    assert per_snapshot.loc["2024-09-01", "predicted"] == 0  # no model could be trained yet
+
+    reasons = query(settings, "select reason_1, risk_segment from ml.churn_predictions")
+    assert reasons["reason_1"].notna().mean() > 0.9
+    assert set(reasons["risk_segment"]) == {"Low", "Medium", "High"}
+
+
+def test_chosen_model_beats_recency_alone_out_of_time(trained):
+    settings, instance, _ = trained
+    metadata = _model_metadata(instance, "2025-01-01")
+    assert metadata["beats_recency_only"].value is True
+    assert metadata["roc_auc_out_of_time"].value > metadata["recency_only_roc_auc"].value
+    assert metadata["validation_snapshot"].value == "2024-10-01"
+    assert "![roc](data:image/png;base64," in metadata["plots"].value
+
+
+def test_registry_round_trip_and_tracked_run(trained):
+    settings, _, _ = trained
+    uri = settings.mlflow_tracking_uri
+    assert uri.startswith("sqlite:///") and (settings.churn_home / "mlflow.db").exists()
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.sklearn.load_model(f"models:/{registry.MODEL_NAME}@{registry.CHAMPION}")
+    features = query(settings, "select * from silver.customer_features where snapshot_date = '2025-01-01'")
+    probability = model.predict_proba(model_inputs(features))[:, 1]
+    stored = query(settings, "select churn_probability from ml.churn_predictions where snapshot_date = '2025-01-01' order by customer_id")
+    assert probability.round(6).tolist() == stored["churn_probability"].tolist()
+    run = MlflowClient(uri).get_run(registry.champion(uri).run_id)
+    assert run.data.tags["dagster_partition"] == "2025-01-01"
+    assert {"roc_auc", "pr_auc", "brier", "log_loss", "f1", "top_decile_lift", "plan_realised_profit",
+            "recency_only.roc_auc", "random_split.roc_auc"} <= set(run.data.metrics)
+    artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id)}
+    assert {"roc.png", "precision_recall.png", "calibration.png", "lift.png", "importance.png",
+            "reference_profile.json", "metrics.csv"} <= artifacts
+
+
+def test_z_a_worse_model_does_not_become_champion(trained):  # last: it adds a version
+    settings, instance, _ = trained
+    uri = settings.mlflow_tracking_uri
+    before = registry.champion(uri)
+    # Forty training rows and one candidate: a deliberately weaker model for the same month.
+    weak = dataclasses.replace(settings, max_training_rows=40, model_candidates="logistic_regression")
+    result = build_definitions(weak).resolve_job_def("retrain_and_score").execute_in_process(
+        instance=instance, partition_key="2025-01-01", run_config=QUIET, raise_on_error=False
+    )
+    assert not result.success  # the blocking gate stops the run before predictions
+    (gate,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "champion_gate"]
+    assert not gate.passed and "the champion is kept" in gate.metadata["decision"].value
+    assert registry.champion(uri).version == before.version
+    assert [e.asset_key for e in result.get_asset_materialization_events()] == [CHURN_MODEL]

@@ -1,0 +1,128 @@
+"""The model's rules on hand-built inputs: training window, metrics, champion gate, drift, reasons."""
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn_assets.core.drift import drift_report, psi, reference_profile
+from churn_assets.core.explain import contributions, describe, top_reasons, typical_values
+from churn_assets.core.model import (
+    NUMERIC_FEATURES,
+    NotEnoughHistory,
+    champion_decision,
+    labelled_features_sql,
+    model_inputs,
+    retention_profit,
+    risk_segments,
+    top_decile_lift,
+    training_window,
+)
+
+MONTHLY = [date(2024, m, 1) for m in range(1, 13)]
+
+
+def test_training_uses_only_snapshots_whose_horizon_ended_by_s():
+    window = training_window(date(2024, 9, 1), MONTHLY, horizon_days=90, training_months=12)
+    # 2024-06-01 + 90 days = 2024-08-30 <= 2024-09-01; 2024-07-01 + 90 days = 2024-09-29 is after S
+    assert window.validation == date(2024, 6, 1)
+    assert window.train == (date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1), date(2024, 4, 1), date(2024, 5, 1))
+    for snapshot in (*window.train, window.validation):
+        assert snapshot + timedelta(days=90) <= window.model_snapshot
+
+
+def test_training_window_is_limited_to_recent_months():
+    window = training_window(date(2024, 12, 1), MONTHLY, horizon_days=30, training_months=3)
+    assert window.train == (date(2024, 9, 1), date(2024, 10, 1))
+    assert window.validation == date(2024, 11, 1)
+
+
+def test_too_little_history_says_what_is_missing():
+    with pytest.raises(NotEnoughHistory, match=r"found \['2024-01-01'\]"):
+        training_window(date(2024, 4, 1), MONTHLY, horizon_days=90, training_months=12)
+
+
+def test_labelled_features_sample_is_seeded_and_bounded():
+    sql = labelled_features_sql((date(2024, 1, 1), date(2024, 2, 1)), max_rows=100, seed=7)
+    assert "limit 100" in sql and "hash(customer_id, snapshot_date, 7)" in sql
+    assert "date '2024-01-01', date '2024-02-01'" in sql
+
+
+def test_top_decile_lift_and_risk_segments():
+    churned = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0] * 2)
+    score = np.array([0.9, 0.8, 0.1, 0.2, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1] * 2)
+    assert top_decile_lift(churned, score) == pytest.approx(1 / 0.2)
+    assert risk_segments(np.array([0.1, 0.3, 0.59, 0.6, 0.99]), 0.3, 0.6).tolist() == [
+        "Low", "Medium", "Medium", "High", "High"
+    ]
+
+
+def test_retention_profit_counts_only_contacts_worth_their_cost():
+    churned = np.array([1, 0, 1])
+    probability = np.array([0.8, 0.9, 0.1])
+    value = np.array([100.0, 100.0, 100.0])
+    profit = retention_profit(churned, probability, value, contact_cost=5.0, action_effect=0.2)
+    # saving 20 each; contacted: 0.8*20=16>5 and 0.9*20=18>5; not 0.1*20=2
+    assert profit == {
+        "plan_customers": 2.0,
+        "plan_expected_profit": pytest.approx((16 - 5) + (18 - 5)),
+        "plan_realised_profit": pytest.approx((20 - 5) + (0 - 5)),
+    }
+
+
+@pytest.mark.parametrize(
+    ("champion_snapshot", "champion_auc", "auc", "promote", "passed", "words"),
+    [
+        (None, None, 0.8, True, True, "first champion"),
+        (date(2024, 5, 1), 0.80, 0.85, True, True, "against the champion's 0.8000"),
+        (date(2024, 5, 1), 0.80, 0.798, True, True, "tolerance 0.005"),
+        (date(2024, 5, 1), 0.80, 0.70, False, False, "worse than the champion's 0.8000"),
+        (date(2024, 9, 1), 0.99, 0.70, False, True, "trained for the later snapshot 2024-09-01"),
+    ],
+)
+def test_champion_gate(champion_snapshot, champion_auc, auc, promote, passed, words):
+    decision = champion_decision(date(2024, 6, 1), auc, champion_snapshot, champion_auc, tolerance=0.005)
+    assert (decision.promote, decision.passed) == (promote, passed)
+    assert words in decision.reason
+
+
+def _inputs(rows: int, shift: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({c: rng.gamma(2.0, 10.0, rows) + shift for c in NUMERIC_FEATURES})
+    frame["segment"] = rng.choice(["gold", "silver"], rows)
+    return frame
+
+
+def test_population_stability_is_near_zero_for_the_same_population_and_large_for_a_shift():
+    reference = _inputs(5000)
+    profile = reference_profile(reference, reference["recency_days"].to_numpy() / 100)
+    same = drift_report(profile, _inputs(5000, seed=1), _inputs(5000, seed=1)["recency_days"].to_numpy() / 100)
+    assert same.max() < 0.05
+    moved = drift_report(profile, _inputs(5000, shift=15.0, seed=1), np.full(5000, 0.99))
+    assert moved["recency_days"] > 0.2 and moved["churn_probability"] > 1.0
+    assert psi([0.5, 0.5], [0.5, 0.5]) == 0.0
+
+
+def test_reasons_name_the_features_that_move_the_score_in_words():
+    inputs = model_inputs(pd.DataFrame({
+        **{c: [np.nan, np.nan] for c in NUMERIC_FEATURES},
+        "recency_days": [200.0, 10.0],
+        "orders_90d": [0.0, 4.0],
+        "segment": [None, "gold"],
+    }))
+    typical = {**{c: None for c in NUMERIC_FEATURES}, "recency_days": 50.0, "orders_90d": 1.0, "segment": "gold"}
+
+    def predict(x):  # a transparent score: old last orders raise risk, recent orders lower it
+        return np.clip(0.3 + x["recency_days"].to_numpy() / 1000 - 0.05 * x["orders_90d"].to_numpy(), 0, 1)
+
+    effects = contributions(predict, inputs, typical)
+    assert effects.loc[0, "recency_days"] == pytest.approx(0.15)
+    assert effects.loc[1, "orders_90d"] == pytest.approx(-0.15)
+    reasons = top_reasons(inputs, effects)
+    assert reasons.loc[0, "reason_1"] == "last order 200 days ago (raises risk 15 pts)"
+    assert reasons.loc[0, "reason_2"] == "0 orders in the last 90 days (raises risk 5 pts)"
+    assert reasons.loc[1, "reason_1"] == "last order 10 days ago (lowers risk 4 pts)" or reasons.loc[1, "reason_1"].startswith("4 orders")
+    assert reasons.loc[0, "reason_3"] is None  # segment does not move this score
+    assert describe("days_since_last_session", np.nan) == "no web sessions"
+    assert typical_values(inputs)["segment"] in {"gold", "unknown"}
