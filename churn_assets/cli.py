@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(handler=_dev)
 
+    report = commands.add_parser(
+        "report", help="score the retention plan against the generated data's latent truth, beside an oracle plan"
+    )
+    report.add_argument("--snapshot", default=None, help="YYYY-MM-01 (default: the newest planned snapshot)")
+    report.set_defaults(handler=_report)
+
     show = commands.add_parser("settings", help="print every setting, its variable and its value")
     show.set_defaults(handler=_settings)
     return parser
@@ -144,6 +150,42 @@ def _quiet_mlflow() -> None:
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
+def _report(args, settings: Settings) -> int:
+    """The plan, both baselines and an oracle plan at the same budget, valued under the latent truth."""
+    import duckdb
+    import pandas as pd
+
+    from churn_assets.core.gold import plan_customers_sql
+    from churn_assets.core.oracle import compare_with_oracle, truth_at_snapshot
+    from churn_assets.core.warehouse import query_frame, table_exists
+
+    truth_file = settings.truth_dir / "customers_truth.parquet"
+    if not truth_file.exists():
+        print(f"churn-assets: no latent truth at {truth_file}; the report needs generated data", file=sys.stderr)
+        return 2
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+        if not table_exists(connection, "gold", "customer_value"):
+            print("churn-assets: no plan yet; run `churn-assets run` first", file=sys.stderr)
+            return 2
+        snapshot = args.snapshot or str(
+            connection.execute("select max(snapshot_date) from gold.customer_value").fetchall()[0][0]
+        )[:10]
+        customers = query_frame(connection, plan_customers_sql(snapshot))
+    if customers.empty:
+        print(f"churn-assets: no scored customers for snapshot {snapshot}", file=sys.stderr)
+        return 2
+    truth = truth_at_snapshot(
+        pd.read_parquet(truth_file), date.fromisoformat(snapshot), settings.churn_horizon_days,
+        settings.value_horizon_days,
+    )
+    table = compare_with_oracle(customers, truth, settings)
+    print(f"Snapshot {snapshot}: {len(customers):,} scored customers, budget {settings.budget:,.0f}, "
+          f"value horizon {settings.value_horizon_days} days")
+    print(table.round({"customers": 0, "spend": 0, "expected_net_value": 0, "realised_net_value": 0,
+                       "realised_saved_revenue": 0, "share_of_oracle": 3}).to_string())
+    return 0
 
 
 def _dev(args, settings: Settings) -> int:

@@ -9,6 +9,7 @@ from churn_assets.defs.bronze import bronze_assets, ingest_jobs
 from churn_assets.defs.checks import bronze_checks
 from churn_assets.defs.resources import build_resources
 from churn_assets.defs.features import build_snapshot_assets, snapshot_checks
+from churn_assets.defs.gold import build_gold_assets
 from churn_assets.defs.ml import build_ml_assets, ml_job, monthly_retraining
 from churn_assets.defs.sensors import landing_sensor
 from churn_assets.defs.silver import silver_assets, silver_checks, silver_job
@@ -25,7 +26,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         description="Features and labels for one monthly snapshot.",
     )
     return dg.Definitions(
-        assets=[*bronze_assets, *silver_assets, *snapshot_assets, *build_ml_assets(settings)],
+        assets=[*bronze_assets, *silver_assets, *snapshot_assets, *build_ml_assets(settings), *build_gold_assets(settings)],
         asset_checks=[*bronze_checks, *silver_checks, *snapshot_checks],
         jobs=[*ingest_jobs.values(), silver_job, snapshots_job, ml_job],
         schedules=[monthly_retraining],

@@ -19,9 +19,11 @@ from dagster._core.storage.tags import (
 from churn_assets.core.bronze import check_landed_columns
 from churn_assets.core.landing import LandingError, Verdict
 from churn_assets.core.sources import SOURCES
+from churn_assets.core.warehouse import table_exists
 from churn_assets.definitions import build_definitions
 from churn_assets.defs.resources import build_resources
 from churn_assets.defs.ingestion import SHA_TAG, partitions_name, plan_ingestion
+from churn_assets.defs.gold import RETENTION_ACTIONS, RETENTION_SUMMARY
 from churn_assets.defs.ml import CHURN_MODEL, CHURN_PREDICTIONS
 from churn_assets.defs.silver import SILVER_TRANSACTIONS
 from churn_assets.settings import Settings
@@ -46,11 +48,30 @@ class PipelineReport:
         lines = [f"\nDone in {self.seconds:.1f} s. Warehouse: {self.settings.warehouse_path}"]
         for table, rows in table_row_counts(self.settings).items():
             lines.append(f"  {table:<24} {rows:>12,} rows")
+        lines += newest_plan_summary(self.settings)
         lines += [f"  note: {n}" for n in self.notices]
         if self.failures:
             lines.append(f"{len(self.failures)} problem(s):")
             lines += [f"  - {f}" for f in self.failures]
         return "\n".join(lines)
+
+
+def newest_plan_summary(settings: Settings) -> list[str]:
+    """The retention summary of the newest planned snapshot, as console lines (empty before any plan)."""
+    if not settings.warehouse_path.exists():
+        return []
+    with _warehouse(settings) as connection:
+        if not table_exists(connection, "gold", "retention_summary"):
+            return []
+        newest = connection.execute("select max(snapshot_date) from gold.retention_summary").fetchall()[0][0]
+        if newest is None:
+            return []
+        frame = connection.execute(
+            f"select * exclude (snapshot_date) from gold.retention_summary where snapshot_date = '{newest}'"
+        ).df()
+    return [f"\nRetention summary for the newest snapshot, {str(newest)[:10]}:", *(
+        "  " + line for line in frame.to_string(index=False).splitlines()
+    ), "  Ranked plan: select * from gold.retention_priorities (see README, Gold)."]
 
 
 def _warehouse(settings: Settings):
@@ -126,12 +147,12 @@ def _train_and_score(instance, definitions, settings, run_config, report, echo) 
     silver_at = _materialized_at(instance, SILVER_TRANSACTIONS) or 0.0
     stale = [
         key for key in snapshots_with_data(settings, definitions)
-        if (_materialized_at(instance, CHURN_PREDICTIONS, key) or -1.0) < silver_at
+        if (_materialized_at(instance, RETENTION_SUMMARY, key) or -1.0) < silver_at
     ]
     if not stale:
         echo("Models and predictions are up to date.")
         return
-    echo(f"Training, gating and scoring {len(stale)} snapshot(s) ({stale[0]} .. {stale[-1]}) ...")
+    echo(f"Training, gating, scoring and planning {len(stale)} snapshot(s) ({stale[0]} .. {stale[-1]}) ...")
     job = definitions.resolve_job_def("retrain_and_score")
     without_model = []
     for key in stale:
@@ -163,12 +184,15 @@ def _model_line(result: dg.ExecuteInProcessResult, key: str) -> str | None:
         return None if result.success else f"{key}: failed"
     gate = next((c for c in result.get_asset_check_evaluations() if c.check_name == "champion_gate"), None)
     scored = metadata.get(CHURN_PREDICTIONS, {}).get("customers_scored")
+    plan = metadata.get(RETENTION_ACTIONS, {})
     return (
         f"{key}: version {model['model_version'].value} {model['chosen_model'].value}, "
         f"ROC-AUC {model['roc_auc_out_of_time'].value:.3f} out-of-time "
         f"(recency only {model['recency_only_roc_auc'].value:.3f}); "
         f"{'champion' if gate and gate.metadata['promoted'].value else 'not promoted'}; "
-        + (f"{scored.value:,} customers scored" if scored else "not scored")
+        + (f"{scored.value:,} scored" if scored else "not scored")
+        + (f"; plan: {plan['customers_acted_on'].value:,} customers, spend {plan['spend'].value:,.0f}, "
+           f"expected net value {plan['expected_net_value'].value:,.0f}" if "spend" in plan else "")
     )
 
 

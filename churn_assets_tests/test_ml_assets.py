@@ -9,7 +9,8 @@ import pytest
 from mlflow import MlflowClient
 
 from churn_assets.core import registry
-from churn_assets.core.generate import SampleConfig, generate_sample, write_landing
+from churn_assets.cli import main as cli_main
+from churn_assets.core.generate import SampleConfig, generate_sample, write_landing, write_truth
 from churn_assets.core.model import model_inputs
 from churn_assets.definitions import build_definitions
 from churn_assets.defs.ml import CHURN_MODEL
@@ -24,7 +25,9 @@ def trained(tmp_path_factory):
     """Twelve months of generated data run end to end once: snapshots 2024-06 .. 2025-01."""
     home = tmp_path_factory.mktemp("ml")
     settings = Settings(churn_home=home / "home", start_date=date(2024, 6, 1), max_training_rows=20_000)
-    write_landing(generate_sample(SampleConfig(customers=1500, months=12, seed=3)), settings.landing_dir)
+    sample = generate_sample(SampleConfig(customers=1500, months=12, seed=3))
+    write_landing(sample, settings.landing_dir)
+    write_truth(sample, settings.truth_dir)
     with project_instance(home / "dagster") as instance:
         report = run_pipeline(settings, instance=instance)
         assert report.ok, report.failures
@@ -113,3 +116,48 @@ def test_z_a_worse_model_does_not_become_champion(trained):  # last: it adds a v
     assert not gate.passed and "the champion is kept" in gate.metadata["decision"].value
     assert registry.champion(uri).version == before.version
     assert [e.asset_key for e in result.get_asset_materialization_events()] == [CHURN_MODEL]
+
+
+def test_gold_plan_value_and_summary_for_every_scored_month(trained):
+    settings, instance, report = trained
+    value = query(settings, """
+        select v.snapshot_date::date::varchar as s, count(*) as n, count(p.customer_id) as matched,
+               bool_and(abs(v.revenue_at_risk - v.churn_probability * v.expected_value) < 0.01) as consistent
+        from gold.customer_value v left join ml.churn_predictions p using (snapshot_date, customer_id)
+        group by 1 order by 1""").set_index("s")
+    assert list(value.index) == ["2024-10-01", "2024-11-01", "2024-12-01", "2025-01-01"]
+    assert (value["n"] == value["matched"]).all() and value["consistent"].all()
+
+    plans = query(settings, """
+        select snapshot_date::date::varchar as s, risk_segment,
+               sum(cost) as spend, min(expected_net_value) filter (where not is_control) as worst,
+               count(*) filter (where is_control) as controls, count(*) as rows
+        from gold.retention_actions group by all""")
+    spend = plans.groupby("s")["spend"].sum()
+    assert (spend <= settings.budget + 1e-6).all() and (spend > 0).all()
+    assert (plans["worst"].dropna() >= 0).all()  # never spend on negative net value (rounded to cents)
+    assert plans.groupby("s")["controls"].sum().gt(0).all()
+
+    metadata = dg.AssetKey(["gold", "customer_value"])
+    record = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=metadata, asset_partitions=["2025-01-01"]), limit=1
+    ).records[0].asset_materialization.metadata
+    assert metadata and record["value_method"].value in {"run_rate", "regression"}
+    assert -100 < record["aggregate_error_pct"].value < 100 and record["rank_correlation"].value > 0.3
+
+    summary = query(settings, "select * from gold.retention_summary where snapshot_date = '2025-01-01'")
+    assert summary["risk_segment"].tolist() == ["High", "Medium", "Low", "Total"]
+    assert query(settings, "select count(*) n from gold.retention_priorities")["n"][0] > 0
+    assert "Retention summary for the newest snapshot, 2025-01-01" in report.summary()
+
+
+def test_report_scores_the_plan_against_the_latent_truth_and_an_oracle(trained, capsys):
+    settings, _, _ = trained
+    assert cli_main(["--home", str(settings.churn_home), "report", "--snapshot", "2025-01-01"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Snapshot 2025-01-01:")
+    table = {line.rsplit(maxsplit=6)[0].strip(): line.split()[-6:] for line in lines[2:]}
+    assert set(table) == {"optimised plan", "rules (seed)", "highest risk first", "oracle (knows the truth)"}
+    oracle_value = float(table["oracle (knows the truth)"][3])
+    plan_value = float(table["optimised plan"][3])
+    assert 0 < plan_value <= oracle_value and float(table["oracle (knows the truth)"][5]) == 1.0

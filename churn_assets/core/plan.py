@@ -195,13 +195,15 @@ def rule_policy(customers: pd.DataFrame, options: Options) -> np.ndarray:
     """The seeds' rules: High risk and value at or above the median -> discount voucher; Medium ->
     win-back email; Low -> loyalty reward (when the customer is eligible), whatever the net value."""
     names = [a.name for a in options.actions]
+    if customers.empty:
+        return np.full(0, -1)
     risk = customers["risk_segment"].to_numpy()
     high_value = customers["expected_value"].to_numpy(float) >= np.median(customers["expected_value"])
     wanted = np.select(
         [(risk == "High") & high_value, risk == "Medium", risk == "Low"],
         ["discount_voucher", "win_back_email", "loyalty_reward"], default="",
     )
-    choice = np.array([names.index(w) if w in names else -1 for w in wanted])
+    choice = np.array([names.index(w) if w in names else -1 for w in wanted], dtype=int)
     rows = np.flatnonzero(choice >= 0)
     ineligible = ~np.isfinite(options.net[rows, choice[rows]])
     choice[rows[ineligible]] = -1

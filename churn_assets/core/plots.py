@@ -85,3 +85,13 @@ def png_bytes(fig: plt.Figure) -> bytes:
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def spend_curve_figure(curve: pd.DataFrame, budget: float, spend: float, value: float) -> plt.Figure:
+    """Expected net value against spend, from nothing to the unconstrained plan, with the budget."""
+    fig, ax = _figure("Spend vs expected net value")
+    ax.plot(curve["spend"], curve["expected_net_value"], label="best plan at each spend")
+    ax.axvline(budget, ls="--", color="grey", label=f"budget {budget:,.0f}")
+    ax.plot([spend], [value], "o", color="tab:red", label=f"plan: {value:,.0f} for {spend:,.0f}")
+    ax.set(xlabel="spend", ylabel="expected net value")
+    return _finish(fig, ax)

@@ -23,26 +23,32 @@ METHODS = ("run_rate", "regression")
 
 
 def realised_value_sql(
-    snapshots: tuple[date, ...], horizon_days: int, value_days: int,
-    features: str = "silver.customer_features", transactions: str = "silver.transactions",
+    snapshots: tuple[date, ...], horizon_days: int, value_days: int, *, max_rows: int | None = None,
+    seed: int = 0, features: str = "silver.customer_features", transactions: str = "silver.transactions",
 ) -> str:
     """Feature rows of ``snapshots`` with the net revenue each customer realised in [S, S + value
     horizon) and whether they were retained (ordered in [S, S + churn horizon))."""
     listed = ", ".join(f"date '{s.isoformat()}'" for s in snapshots) or "null"
+    order = (
+        f"order by hash(customer_id, snapshot_date, {int(seed)}), customer_id limit {int(max_rows)}"
+        if max_rows else "order by snapshot_date, customer_id"
+    )
     return f"""
-        select f.*,
-               coalesce(sum(t.amount) filter (
-                   where t.order_ts < f.snapshot_date + interval {int(value_days)} day), 0) as realised_value,
-               coalesce(count(*) filter (
-                   where t.amount > 0 and t.order_ts < f.snapshot_date + interval {int(horizon_days)} day), 0) > 0
-                   as retained
-        from {features} f
-        left join {transactions} t
-          on t.customer_id = f.customer_id and t.order_ts >= f.snapshot_date
-         and t.order_ts < f.snapshot_date + interval {int(max(value_days, horizon_days))} day
-        where f.snapshot_date in ({listed})
-        group by all
-        order by f.snapshot_date, f.customer_id
+        select * from (
+            select f.*,
+                   coalesce(sum(t.amount) filter (
+                       where t.order_ts < f.snapshot_date + interval {int(value_days)} day), 0) as realised_value,
+                   coalesce(count(*) filter (
+                       where t.amount > 0 and t.order_ts < f.snapshot_date + interval {int(horizon_days)} day), 0) > 0
+                       as retained
+            from {features} f
+            left join {transactions} t
+              on t.customer_id = f.customer_id and t.order_ts >= f.snapshot_date
+             and t.order_ts < f.snapshot_date + interval {int(max(value_days, horizon_days))} day
+            where f.snapshot_date in ({listed})
+            group by all
+        )
+        {order}
     """
 
 

@@ -301,10 +301,10 @@ def _images_markdown(figures: dict[str, bytes]) -> str:
 
 ml_job = dg.define_asset_job(
     "retrain_and_score",
-    selection=dg.AssetSelection.assets(CHURN_MODEL, CHURN_PREDICTIONS),
-    description="Model (with its champion gate) and predictions for one monthly snapshot.",
+    selection=dg.AssetSelection.groups("ml", "gold"),
+    description="Model (with its champion gate), predictions, customer value and retention plan for one month.",
 )
-# On the 1st at 04:00: retrain and rescore the snapshot that just became complete.
+# On the 1st at 04:00: retrain, rescore and re-plan the snapshot that just became complete.
 monthly_retraining = dg.build_schedule_from_partitioned_job(
     ml_job, name="monthly_retraining", hour_of_day=4, default_status=dg.DefaultScheduleStatus.RUNNING
 )

@@ -48,6 +48,10 @@ class ChurnSettings(dg.ConfigurableResource):
     drift_psi_warning: float = Field(description="PSI above which drift warns (CHURN_DRIFT_PSI_WARNING).")
     contact_cost: float = Field(description="Contact cost in the validation profit metric (CHURN_CONTACT_COST).")
     action_effect: float = Field(description="Churn reduction in the validation profit metric (CHURN_ACTION_EFFECT).")
+    value_horizon_days: int = Field(description="Days of revenue a retained customer is worth (CHURN_VALUE_HORIZON_DAYS).")
+    budget: float = Field(description="Retention budget per snapshot (CHURN_BUDGET).")
+    control_share: float = Field(description="Control-group share per risk segment (CHURN_CONTROL_SHARE).")
+    actions: str = Field(default="", description="Action catalogue as JSON; empty for the default (CHURN_ACTIONS).")
     seed: int = Field(description="Seed for training and control groups (CHURN_SEED).")
 
     @classmethod

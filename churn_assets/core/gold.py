@@ -1,0 +1,143 @@
+"""Gold tables in plain pandas: schemas, the plan with its baselines, and the plan's rows."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pandera
+
+from churn_assets.core.plan import (
+    NO_ACTION,
+    Options,
+    PlanSolution,
+    action_options,
+    control_group,
+    highest_risk_first,
+    rule_policy,
+    solve_plan,
+    totals,
+    within_spend,
+)
+from churn_assets.core.plots import png_bytes, spend_curve_figure
+
+TEXT = pd.StringDtype("pyarrow")
+
+
+@dataclass
+class PlanOutcome:
+    solution: PlanSolution
+    options: Options
+    control: np.ndarray
+    comparison: pd.DataFrame
+    plan: pd.DataFrame
+    curve_png: bytes
+    solve_seconds: float
+    choices: dict[str, np.ndarray]  # action index per customer (-1: none) of each policy
+
+
+def plan_customers_sql(snapshot: str) -> str:
+    """Everything the plan needs per scored customer of ``snapshot`` (YYYY-MM-DD)."""
+    return f"""
+        select v.*, f.segment, f.marketing_opt_in, f.avg_order_value
+        from gold.customer_value v join silver.customer_features f using (snapshot_date, customer_id)
+        where v.snapshot_date = date '{snapshot}' order by v.customer_id
+    """
+
+
+def plan_with_baselines(customers: pd.DataFrame, settings) -> PlanOutcome:
+    """The optimised plan with its control group, and both baselines cut to the plan's spend.
+
+    ``customers``: customer_id, churn_probability, risk_segment, expected_value, segment,
+    marketing_opt_in, avg_order_value, snapshot_date.
+    """
+    options = action_options(customers, settings.action_catalogue)
+    eligible = np.flatnonzero((options.net > 0).any(axis=1))
+    control = np.zeros(len(customers), dtype=bool)
+    control[eligible] = control_group(
+        customers["customer_id"].iloc[eligible], customers["risk_segment"].iloc[eligible],
+        settings.control_share, settings.seed,
+    )
+    started = time.perf_counter()
+    solution = solve_plan(options, settings.budget, excluded=control)
+    seconds = time.perf_counter() - started
+    by_risk = np.argsort(-customers["churn_probability"].to_numpy(), kind="stable")
+    by_risk = by_risk[~control[by_risk]]
+    rules = within_spend(rule_policy(customers, options), by_risk, options, solution.spend)
+    riskiest = within_spend(highest_risk_first(customers, options), by_risk, options, solution.spend)
+    choices = {"optimised plan": solution.choice, "rules (seed)": rules, "highest risk first": riskiest}
+    comparison = pd.DataFrame({name: totals(choice, options) for name, choice in choices.items()}).T
+    curve = png_bytes(spend_curve_figure(solution.curve, settings.budget, solution.spend, solution.net_value))
+    plan = retention_actions_frame(customers, options, solution.choice, control)
+    return PlanOutcome(solution, options, control, comparison, plan, curve, seconds, choices)
+
+
+def retention_actions_frame(
+    customers: pd.DataFrame, options: Options, choice: np.ndarray, control: np.ndarray
+) -> pd.DataFrame:
+    """One row per customer acted on (priority 1 = most net value) and per control customer."""
+    acted = np.flatnonzero(choice >= 0)
+    held = np.flatnonzero(control)
+    rows = np.concatenate([acted, held])
+    j = np.concatenate([choice[acted], np.full(len(held), -1)])
+    names = np.array([a.name for a in options.actions] + [NO_ACTION], dtype=object)
+    cost = np.where(j >= 0, options.cost[rows, j], 0.0)
+    saved = np.where(j >= 0, options.saved[rows, j], 0.0)
+    net = saved - cost
+    p = customers["churn_probability"].to_numpy()[rows]
+    value = customers["expected_value"].to_numpy()[rows]
+    effect = np.divide(saved, p * value, out=np.zeros_like(saved), where=(p * value) > 0)
+    frame = pd.DataFrame({
+        "snapshot_date": customers["snapshot_date"].to_numpy()[rows],
+        "customer_id": customers["customer_id"].to_numpy()[rows],
+        "action": names[j],
+        "cost": cost.round(2),
+        "expected_saved_revenue": saved.round(2),
+        "expected_net_value": net.round(2),
+        "priority": pd.array([pd.NA] * len(rows), dtype="Int64"),
+        "is_control": np.concatenate([np.zeros(len(acted), bool), np.ones(len(held), bool)]),
+        "risk_segment": customers["risk_segment"].to_numpy()[rows],
+        "reason": [
+            "control group: no action, to measure the campaign" if k < 0 else
+            f"{pr:.0%} churn risk x {e:.0%} effect x {v:,.0f} value - {c:,.2f} cost"
+            for k, pr, e, v, c in zip(j, p, effect, value, cost)
+        ],
+    })
+    order = np.argsort(-net[: len(acted)], kind="stable")
+    frame.loc[order, "priority"] = np.arange(1, len(acted) + 1)
+    return frame.sort_values(["is_control", "priority", "customer_id"]).reset_index(drop=True)
+
+
+def customer_value_schema() -> pandera.DataFrameSchema:
+    return pandera.DataFrameSchema(
+        {
+            "snapshot_date": pandera.Column("datetime64[us]"),
+            "customer_id": pandera.Column(TEXT),
+            "churn_probability": pandera.Column(float, pandera.Check.in_range(0, 1)),
+            "risk_segment": pandera.Column(TEXT),
+            "expected_value": pandera.Column(float, pandera.Check.ge(0), description="revenue over the value horizon if retained"),
+            "revenue_at_risk": pandera.Column(float, pandera.Check.ge(0), description="churn probability x expected value"),
+            "value_method": pandera.Column(TEXT),
+        },
+        name="customer_value", unique=["snapshot_date", "customer_id"], strict=True, ordered=True, coerce=True,
+    )
+
+
+def retention_actions_schema() -> pandera.DataFrameSchema:
+    return pandera.DataFrameSchema(
+        {
+            "snapshot_date": pandera.Column("datetime64[us]"),
+            "customer_id": pandera.Column(TEXT),
+            "action": pandera.Column(TEXT),
+            "cost": pandera.Column(float, pandera.Check.ge(0)),
+            "expected_saved_revenue": pandera.Column(float),
+            "expected_net_value": pandera.Column(float),
+            "priority": pandera.Column("Int64", nullable=True, description="1 = most expected net value; null for controls"),
+            "is_control": pandera.Column(bool),
+            "risk_segment": pandera.Column(TEXT),
+            "reason": pandera.Column(TEXT),
+        },
+        name="retention_actions", unique=["snapshot_date", "customer_id"], strict=True, ordered=True, coerce=True,
+    )
