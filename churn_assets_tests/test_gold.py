@@ -18,7 +18,7 @@ CUSTOMERS = pd.DataFrame({
     "churn_probability": [0.9, 0.5, 0.1, 0.7],
     "risk_segment": ["High", "Medium", "Low", "High"],
     "expected_value": [200.0, 100.0, 300.0, 10.0],
-    "segment": ["loyal", "new", "loyal", "new"],
+    "segment": ["vip", "new", "vip", "new"],
     "marketing_opt_in": [True, True, False, True],
     "avg_order_value": [40.0, 20.0, 60.0, 10.0],
 })

@@ -80,7 +80,7 @@ CUSTOMERS = pd.DataFrame({
     "churn_probability": [0.9, 0.5, 0.1, 0.8],
     "expected_value": [200.0, 100.0, 300.0, 50.0],
     "avg_order_value": [40.0, 20.0, 60.0, 10.0],
-    "segment": ["loyal", None, "loyal", "new"],
+    "segment": ["vip", None, "vip", "new"],
     "marketing_opt_in": [True, False, True, None],
     "risk_segment": ["High", "Medium", "Low", "High"],
 })
@@ -90,7 +90,7 @@ def test_options_price_cost_effect_and_eligibility():
     options = action_options(CUSTOMERS, DEFAULT_ACTIONS)
     # discount: 1 + 15% of 40 = 7; saves 0.9 x 0.30 x 200 = 54
     assert options.cost[0, 0] == pytest.approx(7.0) and options.saved[0, 0] == pytest.approx(54.0)
-    # loyalty reward works better on the loyal segment: 0.9 x 0.25 x 200 = 45
+    # loyalty reward works better on the vip segment: 0.9 x 0.25 x 200 = 45
     assert options.saved[0, 2] == pytest.approx(45.0)
     # email only to opted-in customers
     assert np.isinf(options.net[1, 1]) and np.isinf(options.net[3, 1]) and np.isfinite(options.net[0, 1])

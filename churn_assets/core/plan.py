@@ -41,7 +41,7 @@ class Action:
 DEFAULT_ACTIONS = (
     Action("discount_voucher", fixed_cost=1.0, order_value_share=0.15, effect=0.30),
     Action("win_back_email", fixed_cost=0.5, effect=0.08, requires_opt_in=True),
-    Action("loyalty_reward", fixed_cost=6.0, effect=0.15, effect_by_segment={"loyal": 0.25}),
+    Action("loyalty_reward", fixed_cost=6.0, effect=0.15, effect_by_segment={"vip": 0.25}),
 )
 
 
