@@ -106,6 +106,7 @@ def test_z_a_worse_model_does_not_become_champion(trained):  # last: it adds a v
     settings, instance, _ = trained
     uri = settings.mlflow_tracking_uri
     before = registry.champion(uri)
+    serving = registry.version_for_snapshot(uri, "2025-01-01").version
     # Forty training rows and one candidate: a deliberately weaker model for the same month.
     weak = dataclasses.replace(settings, max_training_rows=40, model_candidates="logistic_regression")
     result = build_definitions(weak).resolve_job_def("retrain_and_score").execute_in_process(
@@ -116,6 +117,8 @@ def test_z_a_worse_model_does_not_become_champion(trained):  # last: it adds a v
     assert not gate.passed and "the champion is kept" in gate.metadata["decision"].value
     assert registry.champion(uri).version == before.version
     assert [e.asset_key for e in result.get_asset_materialization_events()] == [CHURN_MODEL]
+    # A later run (say, from automation) still scores the month with the version that passed.
+    assert registry.version_for_snapshot(uri, "2025-01-01").version == serving
 
 
 def test_gold_plan_value_and_summary_for_every_scored_month(trained):

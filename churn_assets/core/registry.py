@@ -23,6 +23,7 @@ MODEL_NAME = "churn_model"
 EXPERIMENT = "churn_model"
 CHAMPION = "champion"
 PROFILE_FILE = "reference_profile.json"
+GATE_TAG = "champion_gate"
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,11 @@ def _library_types(model) -> list[str]:
 
 
 def version_for_snapshot(tracking_uri: str, snapshot: str) -> ModelVersion | None:
-    """The newest registered version trained for ``snapshot`` (YYYY-MM-DD), if any."""
+    """The newest version trained for ``snapshot`` (YYYY-MM-DD) that did not fail the champion
+    gate, if any: a rejected version never scores, even when a later run asks for predictions."""
     versions = [
-        v for v in _all_versions(tracking_uri) if v.tags.get("snapshot") == snapshot
+        v for v in _all_versions(tracking_uri)
+        if v.tags.get("snapshot") == snapshot and v.tags.get(GATE_TAG) != "failed"
     ]
     return max(versions, key=lambda v: int(v.version), default=None)
 
@@ -129,6 +132,11 @@ def champion(tracking_uri: str) -> ModelVersion | None:
         return MlflowClient(tracking_uri).get_model_version_by_alias(MODEL_NAME, CHAMPION)
     except MlflowException:
         return None
+
+
+def record_gate(tracking_uri: str, version: str, passed: bool) -> None:
+    """Tag a version with its champion-gate outcome."""
+    MlflowClient(tracking_uri).set_model_version_tag(MODEL_NAME, version, GATE_TAG, "passed" if passed else "failed")
 
 
 def promote(tracking_uri: str, version: str) -> None:

@@ -5,7 +5,6 @@ import warnings
 from datetime import date
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 from sklearn.metrics import roc_auc_score
@@ -278,6 +277,7 @@ def _champion_gate(
     decision = champion_decision(
         snapshot, result.best.metrics["roc_auc"], champion_snapshot, champion_auc, settings.champion_tolerance
     )
+    registry.record_gate(uri, logged.version, decision.passed)
     if decision.promote:
         registry.promote(uri, logged.version)
     metadata["champion_after"] = logged.version if decision.promote else (current.version if current else "none")
