@@ -211,6 +211,11 @@ class Settings:
         return f"sqlite:///{(self.churn_home / 'mlflow.db').resolve()}"
 
     @property
+    def mlflow_artifact_root(self) -> Path:
+        """Where MLflow stores plots and models; without it MLflow writes ./mlruns in the working directory."""
+        return (self.churn_home / "mlartifacts").resolve()
+
+    @property
     def dagster_home(self) -> Path:
         """Default Dagster instance folder when DAGSTER_HOME is not set."""
         return self.churn_home / "dagster"

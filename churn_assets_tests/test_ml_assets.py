@@ -94,6 +94,7 @@ def test_registry_round_trip_and_tracked_run(trained):
     stored = query(settings, "select churn_probability from ml.churn_predictions where snapshot_date = '2025-01-01' order by customer_id")
     assert probability.round(6).tolist() == stored["churn_probability"].tolist()
     run = MlflowClient(uri).get_run(registry.champion(uri).run_id)
+    assert run.info.artifact_uri.startswith(settings.mlflow_artifact_root.as_uri())  # not ./mlruns
     assert run.data.tags["dagster_partition"] == "2025-01-01"
     assert {"roc_auc", "pr_auc", "brier", "log_loss", "f1", "top_decile_lift", "plan_realised_profit",
             "recency_only.roc_auc", "random_split.roc_auc"} <= set(run.data.metrics)

@@ -35,6 +35,7 @@ class LoggedModel:
 
 def log_training(
     tracking_uri: str,
+    artifact_root: Path,
     result: TrainingResult,
     *,
     inputs_example: pd.DataFrame,
@@ -47,7 +48,7 @@ def log_training(
     """One MLflow run with params, every candidate's metrics, plots and the chosen model, registered
     as a new version of ``churn_model`` tagged with its snapshots (the champion alias is not moved)."""
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(EXPERIMENT)
+    mlflow.set_experiment(experiment_id=_experiment_id(tracking_uri, artifact_root))
     window = result.window
     version_tags = {
         "snapshot": window.model_snapshot.isoformat(),
@@ -90,6 +91,16 @@ def log_training(
     for key, value in version_tags.items():
         client.set_model_version_tag(MODEL_NAME, version, key, value)
     return LoggedModel(run.info.run_id, run.info.experiment_id, version)
+
+
+def _experiment_id(tracking_uri: str, artifact_root: Path) -> str:
+    """The experiment's id, creating it with its artifacts under ``artifact_root``: an SQLite
+    store otherwise puts them in ./mlruns of whatever directory the process runs in."""
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(EXPERIMENT, artifact_location=artifact_root.as_uri())
 
 
 def _requirements() -> list[str]:

@@ -108,6 +108,7 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         metrics = _metrics_table(result)
         logged = registry.log_training(
             settings.mlflow_tracking_uri,
+            settings.mlflow_artifact_root,
             result,
             inputs_example=x_train.head(5),
             params={
