@@ -60,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report", help="score the retention plan against the generated data's latent truth, beside an oracle plan"
     )
-    report.add_argument("--snapshot", default=None, help="YYYY-MM-01 (default: the newest planned snapshot)")
+    report.add_argument(
+        "--snapshot", type=date.fromisoformat, default=None, help="YYYY-MM-01 (default: the newest planned snapshot)"
+    )
     report.set_defaults(handler=_report)
 
     show = commands.add_parser("settings", help="print every setting, its variable and its value")
@@ -169,7 +171,7 @@ def _report(args, settings: Settings) -> int:
         if not table_exists(connection, "gold", "customer_value"):
             print("churn-assets: no plan yet; run `churn-assets run` first", file=sys.stderr)
             return 2
-        snapshot = args.snapshot or str(
+        snapshot = args.snapshot.isoformat() if args.snapshot else str(
             connection.execute("select max(snapshot_date) from gold.customer_value").fetchall()[0][0]
         )[:10]
         customers = query_frame(connection, plan_customers_sql(snapshot))

@@ -142,11 +142,11 @@ def test_gold_plan_value_and_summary_for_every_scored_month(trained):
     assert (plans["worst"].dropna() >= 0).all()  # never spend on negative net value (rounded to cents)
     assert plans.groupby("s")["controls"].sum().gt(0).all()
 
-    metadata = dg.AssetKey(["gold", "customer_value"])
     record = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=metadata, asset_partitions=["2025-01-01"]), limit=1
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["gold", "customer_value"]), asset_partitions=["2025-01-01"]),
+        limit=1,
     ).records[0].asset_materialization.metadata
-    assert metadata and record["value_method"].value in {"run_rate", "regression"}
+    assert record["value_method"].value in {"run_rate", "regression"}
     assert -100 < record["aggregate_error_pct"].value < 100 and record["rank_correlation"].value > 0.3
 
     summary = query(settings, "select * from gold.retention_summary where snapshot_date = '2025-01-01'")

@@ -125,6 +125,8 @@ def test_action_catalogue_round_trips_and_rejects_nonsense():
         parse_actions('[{"name": "x", "price": 3}]')
     with pytest.raises(ValueError, match="unique"):
         parse_actions('[{"name": "x", "fixed_cost": 1}, {"name": "x", "fixed_cost": 2}]')
-    with pytest.raises(ValueError, match="effect in"):
+    with pytest.raises(ValueError, match="effects in"):
         parse_actions('[{"name": "x", "fixed_cost": 1, "effect": 2}]')
+    with pytest.raises(ValueError, match="effect_by_segment must map"):
+        parse_actions('[{"name": "x", "fixed_cost": 1, "effect_by_segment": ["vip", 0.3]}]')
     assert Action("x", 1.0).cost(np.array([np.nan]))[0] == 1.0

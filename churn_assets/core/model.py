@@ -249,6 +249,14 @@ def train_and_select(
     )
 
 
+def metrics_table(result: TrainingResult) -> pd.DataFrame:
+    """Out-of-time metrics of every candidate and the recency-only score, plus the random split."""
+    table = pd.DataFrame({name: c.metrics for name, c in result.candidates.items()})
+    table["recency_only"] = pd.Series(result.recency_only)
+    table.loc["roc_auc_random_80_20_split", result.chosen] = result.random_split_roc_auc
+    return table
+
+
 def random_split_auc(model: Pipeline, inputs: pd.DataFrame, churned: np.ndarray, seed: int) -> float:
     """ROC-AUC on a random 80/20 split of the training rows: the seeds' practice, reported only.
 

@@ -56,8 +56,11 @@ def parse_actions(text: str) -> tuple[Action, ...]:
     if not actions or len(set(names)) != len(names) or NO_ACTION in names:
         raise ValueError(f"action names must be unique, non-empty and not {NO_ACTION!r}: {names}")
     for a in actions:
-        if a.fixed_cost < 0 or a.order_value_share < 0 or not 0 <= a.effect <= 1:
-            raise ValueError(f"action {a.name}: costs must be >= 0 and effect in [0, 1]")
+        effects = a.effect_by_segment
+        if not isinstance(effects, dict) or not all(isinstance(v, (int, float)) for v in effects.values()):
+            raise ValueError(f"action {a.name}: effect_by_segment must map segment names to numbers")
+        if a.fixed_cost < 0 or a.order_value_share < 0 or not all(0 <= e <= 1 for e in (a.effect, *effects.values())):
+            raise ValueError(f"action {a.name}: costs must be >= 0 and effects in [0, 1]")
     return actions
 
 

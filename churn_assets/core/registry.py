@@ -8,16 +8,19 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from sklearn.metrics import roc_auc_score
 
-from churn_assets.core.model import TrainingResult
+from churn_assets.core.model import GateDecision, TrainingResult, champion_decision
 
 MODEL_NAME = "churn_model"
 EXPERIMENT = "churn_model"
@@ -148,6 +151,30 @@ def champion(tracking_uri: str) -> ModelVersion | None:
 def record_gate(tracking_uri: str, version: str, passed: bool) -> None:
     """Tag a version with its champion-gate outcome."""
     MlflowClient(tracking_uri).set_model_version_tag(MODEL_NAME, version, GATE_TAG, "passed" if passed else "failed")
+
+
+def apply_champion_gate(
+    tracking_uri: str, version: str, snapshot: date, roc_auc: float, churned: np.ndarray,
+    validation_inputs: pd.DataFrame, tolerance: float,
+) -> tuple[GateDecision, dict]:
+    """Score the current champion on ``version``'s validation rows, decide, record the outcome on
+    the version and move the alias when it passes. Returns the decision and what it compared."""
+    current = champion(tracking_uri)
+    champion_snapshot = champion_auc = None
+    compared = {}
+    if current is not None:
+        champion_snapshot = date.fromisoformat(current.tags["snapshot"])
+        compared = {"champion_version": current.version, "champion_snapshot": champion_snapshot.isoformat()}
+        if champion_snapshot <= snapshot:
+            model = load_model(tracking_uri, current.version)
+            champion_auc = float(roc_auc_score(churned, model.predict_proba(validation_inputs)[:, 1]))
+            compared["champion_roc_auc_same_validation"] = champion_auc
+    decision = champion_decision(snapshot, roc_auc, champion_snapshot, champion_auc, tolerance)
+    record_gate(tracking_uri, version, decision.passed)
+    if decision.promote:
+        promote(tracking_uri, version)
+    compared["champion_after"] = version if decision.promote else (current.version if current else "none")
+    return decision, compared
 
 
 def promote(tracking_uri: str, version: str) -> None:

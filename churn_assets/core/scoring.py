@@ -18,9 +18,9 @@ def score_snapshot(
     model, features: pd.DataFrame, *, model_version: str, cutoffs: tuple[float, float], typical: dict
 ) -> pd.DataFrame:
     """One row per feature row: probability from ``model``, Low/Medium/High, and top reasons."""
-    inputs = model_inputs(features)
     if features.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in PREDICTION_COLUMNS}).pipe(_typed)
+        return empty_predictions()
+    inputs = model_inputs(features)
     probability = model.predict_proba(inputs)[:, 1]
     effects = contributions(lambda x: model.predict_proba(x)[:, 1], inputs, typical)
     scored = pd.DataFrame({
@@ -32,6 +32,11 @@ def score_snapshot(
     })
     reasons = top_reasons(inputs, effects).reset_index(drop=True)
     return _typed(pd.concat([scored, reasons], axis=1))
+
+
+def empty_predictions() -> pd.DataFrame:
+    """A predictions table with no rows, for a snapshot without a model or without customers."""
+    return _typed(pd.DataFrame({c: pd.Series(dtype=object) for c in PREDICTION_COLUMNS}))
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:

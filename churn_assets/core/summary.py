@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pandas as pd
+import pandera.pandas as pandera
+
 VIEWS = {
     "high_risk_customers": """
         select snapshot_date, count(*) as customers,
@@ -63,3 +66,23 @@ def retention_summary_sql(snapshot: str) -> str:
         order by grouping(joined.risk_segment),
                  case joined.risk_segment when 'High' then 1 when 'Medium' then 2 else 3 end
     """
+
+
+def retention_summary_schema() -> pandera.DataFrameSchema:
+    """One row per risk segment and a 'Total' row per snapshot, as ``retention_summary_sql`` returns."""
+    count = pandera.Column("int64", pandera.Check.ge(0))
+    money = pandera.Column(float, nullable=True)
+    return pandera.DataFrameSchema(
+        {
+            "snapshot_date": pandera.Column("datetime64[us]"),
+            "risk_segment": pandera.Column(pd.StringDtype("pyarrow"), pandera.Check.isin(["High", "Medium", "Low", "Total"])),
+            "customers": count,
+            "revenue_at_risk": money,
+            "customers_acted_on": count,
+            "control_customers": count,
+            "spend": money,
+            "expected_saved_revenue": money,
+            "expected_net_value": money,
+        },
+        name="retention_summary", unique=["snapshot_date", "risk_segment"], strict=True, ordered=True, coerce=True,
+    )

@@ -17,7 +17,9 @@ from scipy.stats import spearmanr
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.metrics import mean_absolute_error
 
-from churn_assets.core.model import model_inputs
+from churn_assets.core.features import data_through_sql
+from churn_assets.core.model import NotEnoughHistory, TrainingWindow, model_inputs, training_window
+from churn_assets.core.warehouse import query_frame, snapshot_dates
 
 METHODS = ("run_rate", "regression")
 
@@ -112,3 +114,49 @@ def fit_value_model(
 def value_observed(snapshot: date, value_days: int, data_through) -> bool:
     """True when the data covers [snapshot, snapshot + value horizon)."""
     return data_through is not None and data_through.date() >= snapshot + timedelta(days=value_days - 1)
+
+
+def scored_customers_sql(snapshot: str) -> str:
+    """Predictions of ``snapshot`` (YYYY-MM-DD) with every feature of the same customers."""
+    return f"""
+        select p.snapshot_date, p.customer_id, p.churn_probability, p.risk_segment, f.*
+        exclude (snapshot_date, customer_id)
+        from ml.churn_predictions p
+        join silver.customer_features f using (snapshot_date, customer_id)
+        where p.snapshot_date = date '{snapshot}' order by p.customer_id
+    """
+
+
+def value_history(
+    connection, snapshot: date, *, horizon_days: int, value_days: int, training_months: int,
+    max_rows: int, seed: int,
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, TrainingWindow | None]:
+    """Training and validation frames for the value model at ``snapshot``: earlier snapshots whose
+    value window ended by it and is in the data. (None, None, None) while there is no such history."""
+    data_through = connection.execute(data_through_sql()).fetchall()[0][0]
+    observed = [
+        s for s in snapshot_dates(connection, "silver.customer_features")
+        if value_observed(s, value_days, data_through)
+    ]
+    try:
+        window = training_window(snapshot, observed, value_days, training_months)
+    except NotEnoughHistory:
+        return None, None, None
+    common = dict(horizon_days=horizon_days, value_days=value_days)
+    train = query_frame(connection, realised_value_sql(window.train, **common, max_rows=max_rows, seed=seed))
+    validation = query_frame(connection, realised_value_sql((window.validation,), **common))
+    return train, validation, window
+
+
+def customer_value_frame(scored: pd.DataFrame, model: ValueModel) -> pd.DataFrame:
+    """Expected value if retained and revenue at risk (probability x value) per scored customer."""
+    value = model.predict(scored) if len(scored) else np.array([])
+    return pd.DataFrame({
+        "snapshot_date": scored["snapshot_date"],
+        "customer_id": scored["customer_id"],
+        "churn_probability": scored["churn_probability"],
+        "risk_segment": scored["risk_segment"],
+        "expected_value": np.round(value, 2),
+        "revenue_at_risk": np.round(scored["churn_probability"].to_numpy() * value, 2),
+        "value_method": model.method,
+    })

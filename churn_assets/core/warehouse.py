@@ -27,3 +27,11 @@ def table_exists(connection, schema: str, table: str) -> bool:
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, table],
     ).fetchall()[0][0] > 0
+
+
+def snapshot_dates(connection, table: str) -> list:
+    """Distinct ``snapshot_date`` values of ``table`` as dates; empty when the table does not exist yet."""
+    schema, name = table.split(".")
+    if not table_exists(connection, schema, name):
+        return []
+    return [r[0] for r in connection.execute(f"select distinct cast(snapshot_date as date) from {table}").fetchall()]

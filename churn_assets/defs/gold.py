@@ -1,26 +1,22 @@
 """Gold: customer value and revenue at risk, the budget-optimal retention plan, and the summary views."""
 
-import base64
 from datetime import date
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from churn_assets.core.features import data_through_sql
-from churn_assets.core.model import NotEnoughHistory, training_window
 from churn_assets.core.gold import (
     customer_value_schema,
     plan_customers_sql,
     plan_with_baselines,
     retention_actions_schema,
 )
-from churn_assets.core.summary import create_views_sql, retention_summary_sql
-from churn_assets.core.value import fit_value_model, realised_value_sql, value_observed
+from churn_assets.core.summary import create_views_sql, retention_summary_schema, retention_summary_sql
+from churn_assets.core.value import customer_value_frame, fit_value_model, scored_customers_sql, value_history
 from churn_assets.core.warehouse import query_frame
 from churn_assets.defs.features import CUSTOMER_FEATURES, snapshot_partitions
-from churn_assets.defs.metadata import column_schema, dagster_type, preview
+from churn_assets.defs.metadata import column_schema, dagster_type, images, preview
 from churn_assets.defs.ml import CHURN_PREDICTIONS
 from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
 from churn_assets.defs.silver import SILVER_TRANSACTIONS
@@ -56,24 +52,14 @@ def build_gold_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         settings = churn_settings.core()
         snapshot = date.fromisoformat(context.partition_key)
         with warehouse.get_connection() as connection:
-            scored = query_frame(connection, f"""
-                select p.snapshot_date, p.customer_id, p.churn_probability, p.risk_segment, f.*
-                exclude (snapshot_date, customer_id)
-                from ml.churn_predictions p
-                join silver.customer_features f using (snapshot_date, customer_id)
-                where p.snapshot_date = date '{snapshot}' order by p.customer_id""")
-            train, validation, window = _value_history(connection, settings, snapshot)
+            scored = query_frame(connection, scored_customers_sql(context.partition_key))
+            train, validation, window = value_history(
+                connection, snapshot, horizon_days=settings.churn_horizon_days,
+                value_days=settings.value_horizon_days, training_months=settings.training_months,
+                max_rows=settings.max_training_rows, seed=settings.seed,
+            )
         model = fit_value_model(train, validation, settings.value_horizon_days, settings.seed)
-        value = model.predict(scored) if len(scored) else np.array([])
-        frame = pd.DataFrame({
-            "snapshot_date": scored["snapshot_date"],
-            "customer_id": scored["customer_id"],
-            "churn_probability": scored["churn_probability"],
-            "risk_segment": scored["risk_segment"],
-            "expected_value": np.round(value, 2),
-            "revenue_at_risk": np.round(scored["churn_probability"].to_numpy() * value, 2),
-            "value_method": model.method,
-        })
+        frame = customer_value_frame(scored, model)
         by_segment = frame.groupby("risk_segment")[["expected_value", "revenue_at_risk"]].sum().round(2)
         context.add_output_metadata({
             "value_method": model.method,
@@ -126,9 +112,7 @@ def build_gold_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             "customers_acted_on": int((solution.choice >= 0).sum()),
             "control_customers": int(outcome.control.sum()),
             "policies_at_equal_spend": dg.MetadataValue.md(outcome.comparison.round(2).to_markdown()),
-            "spend_vs_expected_value": dg.MetadataValue.md(
-                f"![spend curve](data:image/png;base64,{base64.b64encode(outcome.curve_png).decode()})"
-            ),
+            "spend_vs_expected_value": images({"spend curve": outcome.curve_png}),
             "preview": preview(outcome.plan),
         })
         return actions_schema.validate(outcome.plan)
@@ -143,7 +127,8 @@ def build_gold_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         ),
         partitions_def=partitions,
         deps=[CUSTOMER_VALUE, RETENTION_ACTIONS],
-        metadata={"partition_expr": "snapshot_date"},
+        dagster_type=dagster_type(retention_summary_schema()),
+        metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(retention_summary_schema())},
         kinds={"duckdb", "pandas"},
         pool=DUCKDB_POOL,
         automation_condition=dg.AutomationCondition.eager(),
@@ -154,23 +139,7 @@ def build_gold_assets(settings: Settings) -> list[dg.AssetsDefinition]:
                 connection.execute(statement).fetchall()
             summary = query_frame(connection, retention_summary_sql(context.partition_key))
         context.add_output_metadata({"summary": dg.MetadataValue.md(summary.to_markdown(index=False))})
-        return summary
+        return retention_summary_schema().validate(summary)
 
     return [customer_value, retention_actions, retention_summary]
 
-
-def _value_history(connection, settings: Settings, snapshot: date):
-    """Training and validation frames for the value model, or (None, None, None) without history."""
-    data_through = connection.execute(data_through_sql()).fetchall()[0][0]
-    known = [r[0] for r in connection.execute(
-        "select distinct cast(snapshot_date as date) from silver.customer_features").fetchall()]
-    observed = [s for s in known if value_observed(s, settings.value_horizon_days, data_through)]
-    try:
-        window = training_window(snapshot, observed, settings.value_horizon_days, settings.training_months)
-    except NotEnoughHistory:
-        return None, None, None
-    common = dict(horizon_days=settings.churn_horizon_days, value_days=settings.value_horizon_days)
-    train = query_frame(connection, realised_value_sql(
-        window.train, **common, max_rows=settings.max_training_rows, seed=settings.seed))
-    validation = query_frame(connection, realised_value_sql((window.validation,), **common))
-    return train, validation, window

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import warnings
 
 import dagster as dg
@@ -35,3 +36,11 @@ def dagster_type(schema: pa.DataFrameSchema) -> dg.DagsterType:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)  # dagster-pandera is marked beta
         return pandera_schema_to_dagster_type(schema)
+
+
+def images(figures: dict[str, bytes]) -> dg.MetadataValue:
+    """PNG figures shown inline in the asset's metadata, each under its name."""
+    return dg.MetadataValue.md("\n\n".join(
+        f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+        for name, png in figures.items()
+    ))

@@ -1,33 +1,28 @@
 """ML layer: the monthly churn model tracked in MLflow with its champion gate, and the predictions."""
 
-import base64
 import warnings
 from datetime import date
 
 import dagster as dg
-import pandas as pd
 from dagster_duckdb import DuckDBResource
-from sklearn.metrics import roc_auc_score
 
 from churn_assets.core import registry
 from churn_assets.core.drift import drift_report, reference_profile
 from churn_assets.core.explain import typical_values
 from churn_assets.core.model import (
-    GateDecision,
     NotEnoughHistory,
-    TrainingResult,
-    champion_decision,
     feature_importance,
     labelled_features_sql,
+    metrics_table,
     model_inputs,
     train_and_select,
     training_window,
 )
 from churn_assets.core.plots import evaluation_figures, png_bytes
-from churn_assets.core.scoring import predictions_schema, score_snapshot
-from churn_assets.core.warehouse import query_frame, table_exists
+from churn_assets.core.scoring import empty_predictions, predictions_schema, score_snapshot
+from churn_assets.core.warehouse import query_frame, snapshot_dates
 from churn_assets.defs.features import CHURN_LABELS, CUSTOMER_FEATURES, snapshot_partitions
-from churn_assets.defs.metadata import column_schema, dagster_type, preview
+from churn_assets.defs.metadata import column_schema, dagster_type, images, preview
 from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
 from churn_assets.settings import Settings
 
@@ -77,7 +72,7 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         settings = churn_settings.core()
         snapshot = date.fromisoformat(context.partition_key)
         with warehouse.get_connection() as connection:
-            labelled = _labelled_snapshots(connection)
+            labelled = snapshot_dates(connection, "silver.churn_labels")
             try:
                 window = training_window(snapshot, labelled, settings.churn_horizon_days, settings.training_months)
             except NotEnoughHistory as exc:
@@ -105,7 +100,7 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             name: png_bytes(fig)
             for name, fig in evaluation_figures(result, x_valid["recency_days"].to_numpy(), importance).items()
         }
-        metrics = _metrics_table(result)
+        metrics = metrics_table(result)
         logged = registry.log_training(
             settings.mlflow_tracking_uri,
             settings.mlflow_artifact_root,
@@ -127,7 +122,10 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             },
             tables={"metrics": metrics.reset_index(), "importance": importance.rename("value").reset_index()},
         )
-        decision, champion_metadata = _champion_gate(settings, snapshot, result, logged, x_valid)
+        decision, champion_metadata = registry.apply_champion_gate(
+            settings.mlflow_tracking_uri, logged.version, snapshot, result.best.metrics["roc_auc"],
+            result.validation_churned, x_valid, settings.champion_tolerance,
+        )
         context.log.info(f"model version {logged.version} ({result.chosen}): {decision.reason}")
         return dg.MaterializeResult(
             metadata={
@@ -141,7 +139,7 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
                 "train_rows": result.train_rows,
                 "validation_rows": result.validation_rows,
                 "metrics": dg.MetadataValue.md(metrics.round(4).to_markdown()),
-                "plots": dg.MetadataValue.md(_images_markdown(figures)),
+                "plots": images(figures),
                 "mlflow_run": dg.MetadataValue.url(registry.run_url(settings.mlflow_tracking_uri, logged)),
                 "mlflow_ui": dg.MetadataValue.text(f"mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}"),
                 **({} if result.beats_recency_only else {
@@ -197,7 +195,7 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             )
         if version is None:
             context.log.warning(f"no model was trained for {key}; no predictions")
-            empty = score_snapshot(None, features.head(0), model_version="", cutoffs=(0.3, 0.6), typical={})
+            empty = empty_predictions()
             yield dg.Output(empty, metadata={"status": f"no model trained for {key}", "customers_scored": 0})
             yield dg.AssetCheckResult(check_name=DRIFT_CHECK, passed=True, metadata={"status": "no model"})
             yield dg.AssetCheckResult(
@@ -243,13 +241,6 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     return [churn_model, churn_predictions]
 
 
-def _labelled_snapshots(connection) -> list[date]:
-    if not table_exists(connection, "silver", "churn_labels"):
-        return []
-    rows = connection.execute("select distinct cast(snapshot_date as date) from silver.churn_labels").fetchall()
-    return [r[0] for r in rows]
-
-
 def _no_model(context: dg.AssetExecutionContext, why: str) -> dg.MaterializeResult:
     context.log.warning(f"no model for {context.partition_key}: {why}")
     return dg.MaterializeResult(
@@ -257,46 +248,6 @@ def _no_model(context: dg.AssetExecutionContext, why: str) -> dg.MaterializeResu
         check_results=[
             dg.AssetCheckResult(check_name=CHAMPION_GATE, passed=True, metadata={"decision": "no model trained"})
         ],
-    )
-
-
-def _champion_gate(
-    settings: Settings, snapshot: date, result: TrainingResult, logged: registry.LoggedModel, x_valid: pd.DataFrame
-) -> tuple[GateDecision, dict]:
-    """Score the current champion on this version's validation snapshot, decide, and move the alias."""
-    uri = settings.mlflow_tracking_uri
-    current = registry.champion(uri)
-    champion_snapshot = champion_auc = None
-    metadata = {}
-    if current is not None:
-        champion_snapshot = date.fromisoformat(current.tags["snapshot"])
-        metadata = {"champion_version": current.version, "champion_snapshot": champion_snapshot.isoformat()}
-        if champion_snapshot <= snapshot:
-            model = registry.load_model(uri, current.version)
-            champion_auc = float(roc_auc_score(result.validation_churned, model.predict_proba(x_valid)[:, 1]))
-            metadata["champion_roc_auc_same_validation"] = champion_auc
-    decision = champion_decision(
-        snapshot, result.best.metrics["roc_auc"], champion_snapshot, champion_auc, settings.champion_tolerance
-    )
-    registry.record_gate(uri, logged.version, decision.passed)
-    if decision.promote:
-        registry.promote(uri, logged.version)
-    metadata["champion_after"] = logged.version if decision.promote else (current.version if current else "none")
-    return decision, metadata
-
-
-def _metrics_table(result: TrainingResult) -> pd.DataFrame:
-    """Out-of-time metrics of every candidate and the recency-only score, plus the random split."""
-    table = pd.DataFrame({name: c.metrics for name, c in result.candidates.items()})
-    table["recency_only"] = pd.Series(result.recency_only)
-    table.loc["roc_auc_random_80_20_split", result.chosen] = result.random_split_roc_auc
-    return table
-
-
-def _images_markdown(figures: dict[str, bytes]) -> str:
-    return "\n\n".join(
-        f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
-        for name, png in figures.items()
     )
 
 
