@@ -65,9 +65,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(handler=_report)
 
+    bench = commands.add_parser(
+        "bench",
+        help="time the whole pipeline on N generated transactions, orchestrated and as a plain script",
+    )
+    bench.add_argument("--transactions", type=_positive_int, default=100_000, help="about N transactions (default 100000)")
+    bench.add_argument("--mode", choices=("both", "orchestrated", "plain"), default="both")
+    bench.add_argument("--workdir", type=Path, default=None, help="keep data and results here (default: a temp folder, removed)")
+    bench.add_argument("--keep", action="store_true", help="keep the temp folder")
+    bench.add_argument("--seed", type=int, default=None, help="random seed (default $CHURN_SEED)")
+    bench.set_defaults(handler=_bench)
+
     show = commands.add_parser("settings", help="print every setting, its variable and its value")
     show.set_defaults(handler=_settings)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -187,6 +205,18 @@ def _report(args, settings: Settings) -> int:
           f"value horizon {settings.value_horizon_days} days")
     print(table.round({"customers": 0, "spend": 0, "expected_net_value": 0, "realised_net_value": 0,
                        "realised_saved_revenue": 0, "share_of_oracle": 3}).to_string())
+    return 0
+
+
+def _bench(args, settings: Settings) -> int:
+    from churn_assets.bench import MODES, run_bench
+
+    modes = MODES if args.mode == "both" else (args.mode,)
+    try:
+        run_bench(args.transactions, modes, args.workdir, args.keep, settings.seed if args.seed is None else args.seed)
+    except RuntimeError as exc:
+        print(f"churn-assets bench: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -11,18 +11,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
+import pandas as pd
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from churn_assets.core.bronze import check_landed_columns
+from churn_assets.core.bronze import check_landed_columns, read_landed_file
 from churn_assets.core.landing import LandingError, Verdict
 from churn_assets.core.sources import SOURCES
 from churn_assets.core.warehouse import table_exists
 from churn_assets.definitions import build_definitions
 from churn_assets.defs.resources import build_resources
 from churn_assets.defs.ingestion import SHA_TAG, partitions_name, plan_ingestion
+from churn_assets.defs.features import CHURN_LABELS, CUSTOMER_FEATURES
 from churn_assets.defs.gold import RETENTION_ACTIONS, RETENTION_SUMMARY
 from churn_assets.defs.ml import CHURN_MODEL, CHURN_PREDICTIONS
 from churn_assets.defs.silver import SILVER_TRANSACTIONS
@@ -38,6 +40,7 @@ class PipelineReport:
     ingested: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    modelled: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -97,9 +100,11 @@ def run_pipeline(
     instance: dg.DagsterInstance | None = None,
     verbose: bool = False,
     echo: Callable[[str], None] = lambda _: None,
+    newest_model_only: bool = False,
 ) -> PipelineReport:
     """Ingest every new landed file into bronze; when anything was new, rebuild silver, features
-    and labels; then train, gate and score every snapshot whose model is stale. Returns what happened."""
+    and labels; then train, gate and score every snapshot whose model is stale (only the newest
+    one with ``newest_model_only``). Returns what happened."""
     started = time.perf_counter()
     instance = instance or dg.DagsterInstance.get()
     definitions = build_definitions(settings)
@@ -115,24 +120,37 @@ def run_pipeline(
         if decisions:
             echo(f"Ingesting {len(decisions)} new {source} file(s) ...")
             _ingest(instance, definitions, settings, source, decisions, run_config, report, echo)
-    if report.ingested or _materialized_at(instance, SILVER_TRANSACTIONS) is None:
+    rebuild_silver = bool(report.ingested) or _materialized_at(instance, SILVER_TRANSACTIONS) is None
+    if rebuild_silver:
         _build(instance, definitions, "build_silver", "silver", run_config, report, echo)
-        snapshots = snapshots_with_data(settings, definitions)
-        if snapshots:
-            tags = {ASSET_PARTITION_RANGE_START_TAG: snapshots[0], ASSET_PARTITION_RANGE_END_TAG: snapshots[-1]}
-            layer = f"features and labels for {len(snapshots)} snapshots ({snapshots[0]} .. {snapshots[-1]})"
-            _build(instance, definitions, "build_snapshots", layer, run_config, report, echo, tags)
-    else:
+    snapshots = snapshots_with_data(settings, definitions) if settings.warehouse_path.exists() else []
+    # Also after a run that was killed part-way: any snapshot older than silver is rebuilt.
+    if snapshots and not report.failures and _stale_snapshots(instance, snapshots):
+        tags = {ASSET_PARTITION_RANGE_START_TAG: snapshots[0], ASSET_PARTITION_RANGE_END_TAG: snapshots[-1]}
+        layer = f"features and labels for {len(snapshots)} snapshots ({snapshots[0]} .. {snapshots[-1]})"
+        _build(instance, definitions, "build_snapshots", layer, run_config, report, echo, tags)
+    elif not rebuild_silver:
         echo("No new data: silver, features and labels are up to date.")
     if not report.failures:
-        _train_and_score(instance, definitions, settings, run_config, report, echo)
+        _train_and_score(instance, definitions, settings, run_config, report, echo, newest_model_only)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _stale_snapshots(instance: dg.DagsterInstance, snapshots: list[str]) -> bool:
+    """Whether any snapshot's features or labels are missing or older than silver."""
+    silver_at = _materialized_at(instance, SILVER_TRANSACTIONS) or 0.0
+    return any(
+        (_materialized_at(instance, key, snapshot) or -1.0) < silver_at
+        for key in (CUSTOMER_FEATURES, CHURN_LABELS) for snapshot in snapshots
+    )
 
 
 def snapshots_with_data(settings: Settings, definitions: dg.Definitions) -> list[str]:
     """Snapshot partition keys from the first with history to the month after the newest order."""
     with _warehouse(settings) as connection:
+        if not table_exists(connection, "silver", "transactions"):
+            return []
         first, last = connection.execute("select min(order_ts), max(order_ts) from silver.transactions").fetchall()[0]
     if first is None:
         return []
@@ -141,7 +159,7 @@ def snapshots_with_data(settings: Settings, definitions: dg.Definitions) -> list
     return [k for k in keys if first.date().isoformat() < k <= upper]
 
 
-def _train_and_score(instance, definitions, settings, run_config, report, echo) -> None:
+def _train_and_score(instance, definitions, settings, run_config, report, echo, newest_only=False) -> None:
     """Train, gate and score every snapshot whose model is older than silver, oldest first, so each
     month's model sees only what was known then and the champion ends on the newest."""
     silver_at = _materialized_at(instance, SILVER_TRANSACTIONS) or 0.0
@@ -152,6 +170,8 @@ def _train_and_score(instance, definitions, settings, run_config, report, echo) 
     if not stale:
         echo("Models and predictions are up to date.")
         return
+    if newest_only:
+        stale = stale[-1:]
     echo(f"Training, gating, scoring and planning {len(stale)} snapshot(s) ({stale[0]} .. {stale[-1]}) ...")
     job = definitions.resolve_job_def("retrain_and_score")
     without_model = []
@@ -164,6 +184,7 @@ def _train_and_score(instance, definitions, settings, run_config, report, echo) 
         if line is None:
             without_model.append(key)
             continue
+        report.modelled.append(key)
         if not result.success:
             report.failures.append(f"model {key}: {_failure(result)}")
         echo(f"  {line} ({time.perf_counter() - started:.1f} s)")
@@ -222,34 +243,37 @@ def _build(instance, definitions, job_name, layer, run_config, report, echo, tag
 
 def _ingest(instance, definitions, settings, source, decisions, run_config, report, echo) -> None:
     job = definitions.resolve_job_def(f"ingest_{source}")
-    readable, unreadable = [], []
+    readable, one_by_one = [], []
     for decision in decisions:
         try:
             check_landed_columns(decision.file.path, SOURCES[source], settings.column_map(source))
             readable.append(decision)
         except LandingError:
-            unreadable.append(decision)
+            one_by_one.append(decision)
     names = sorted(d.file.name for d in decisions)
     instance.add_dynamic_partitions(partitions_name(source), names)
     order = {name: i for i, name in enumerate(instance.get_dynamic_partitions(partitions_name(source)))}
     # Readable files go in as few runs as possible (one per contiguous span of partitions); each
     # unreadable file gets a run of its own, so its failure is visible in the UI and stops no other.
-    for span in _contiguous_spans(sorted((d.file.name for d in readable), key=order.get), order):
+    # A span whose run fails (a bad row only a full read finds) is retried file by file.
+    by_name = {d.file.name: d for d in readable}
+    for span in _contiguous_spans(sorted(by_name, key=order.get), order):
+        if len(span) == 1:
+            one_by_one.append(by_name[span[0]])
+            continue
         started = time.perf_counter()
         tags = {ASSET_PARTITION_RANGE_START_TAG: span[0], ASSET_PARTITION_RANGE_END_TAG: span[-1]}
         result = job.execute_in_process(
             instance=instance, tags=tags, run_config=run_config, raise_on_error=False
         )
-        rows = sum(
-            event.materialization.metadata["dagster/row_count"].value
-            for event in result.get_asset_materialization_events()
-        )
         if result.success:
+            rows = _rows_written(result)
             report.ingested[source] = report.ingested.get(source, 0) + rows
             echo(f"  {len(span)} file(s), {rows:,} rows in {time.perf_counter() - started:.1f} s")
         else:
-            report.failures.append(f"{source} files {span[0]} .. {span[-1]}: {_failure(result)}")
-    for decision in unreadable:
+            echo(f"  {len(span)} file(s) failed together ({_failure(result)}); retrying them one by one")
+            one_by_one += [by_name[name] for name in span]
+    for decision in sorted(one_by_one, key=lambda d: order[d.file.name]):
         if _already_failed(instance, decision):
             reason = _unreadable_reason(decision, settings.column_map(source))
             report.failures.append(f"{reason} (unchanged since its failed run)")
@@ -261,16 +285,33 @@ def _ingest(instance, definitions, settings, source, decisions, run_config, repo
             run_config=run_config,
             raise_on_error=False,
         )
-        report.failures.append(_failure(result) if not result.success else decision.message)
-        echo(f"  refused {decision.file.file_id} (see the failed run in the UI)")
+        if result.success:
+            rows = _rows_written(result)
+            report.ingested[source] = report.ingested.get(source, 0) + rows
+            echo(f"  {decision.file.file_id}: {rows:,} rows")
+        else:
+            report.failures.append(_failure(result))
+            echo(f"  refused {decision.file.file_id} (see the failed run in the UI)")
+
+
+def _rows_written(result: dg.ExecuteInProcessResult) -> int:
+    return sum(
+        event.materialization.metadata["dagster/row_count"].value
+        for event in result.get_asset_materialization_events()
+    )
 
 
 def _unreadable_reason(decision, column_map) -> str:
+    """Why a file that failed before fails: its header, else a full read, else see its run."""
+    source = SOURCES[decision.file.source]
     try:
-        check_landed_columns(decision.file.path, SOURCES[decision.file.source], column_map)
+        check_landed_columns(decision.file.path, source, column_map)
+        read_landed_file(
+            decision.file.path, source, sha256=decision.sha256, ingested_at=pd.Timestamp.now(), column_map=column_map
+        )
     except LandingError as exc:
         return str(exc)
-    return decision.message
+    return f"{decision.file.file_id}: its ingestion run failed; see that run in the Dagster UI"
 
 
 def _already_failed(instance: dg.DagsterInstance, decision) -> bool:

@@ -127,3 +127,25 @@ def test_reasons_name_the_features_that_move_the_score_in_words():
     assert reasons.loc[0, "reason_3"] is None  # segment does not move this score
     assert describe("days_since_last_session", np.nan) == "no web sessions"
     assert typical_values(inputs)["segment"] in {"gold", "unknown"}
+
+
+def test_reasons_predict_only_rows_away_from_the_typical_value_and_only_for_the_named_features():
+    inputs = model_inputs(pd.DataFrame({
+        **{c: [np.nan] * 3 for c in NUMERIC_FEATURES},
+        "recency_days": [50.0, 50.0, 90.0],
+        "orders_90d": [1.0, 3.0, 1.0],
+        "segment": ["gold"] * 3,
+    }))
+    typical = typical_values(inputs, ["recency_days", "orders_90d"])
+    assert typical == {"recency_days": 50.0, "orders_90d": 1.0}
+    predicted_rows = []
+
+    def predict(x):
+        predicted_rows.append(len(x))
+        return 0.3 + x["recency_days"].to_numpy() / 1000 - 0.05 * x["orders_90d"].to_numpy()
+
+    effects = contributions(predict, inputs, typical)
+    assert list(effects.columns) == ["recency_days", "orders_90d"]
+    assert predicted_rows == [3, 1, 1]  # every row once, then only the one row that differs per feature
+    assert effects["recency_days"].tolist() == pytest.approx([0.0, 0.0, 0.04])
+    assert effects["orders_90d"].tolist() == pytest.approx([0.0, -0.1, 0.0])

@@ -105,19 +105,24 @@ def to_bronze_frame(
     n = len(raw)
     out = pd.DataFrame(index=pd.RangeIndex(n))
     for column in source.columns:
-        values = raw[column] if column in raw.columns else pd.Series([None] * n, dtype=object)
-        out[column] = values.astype(TEXT).array
+        out[column] = raw[column].astype(TEXT).array if column in raw.columns else _constant_text(None, n)
     extras = [c for c in raw.columns if c not in source.columns]
     if extras and n:
         lines = raw[extras].to_json(orient="records", lines=True, force_ascii=False).splitlines()
         out[EXTRA_COLUMN] = pd.array(lines, dtype=TEXT)
     else:
-        out[EXTRA_COLUMN] = pd.array([None] * n, dtype=TEXT)
-    out["_source_file"] = pd.array([file_name] * n, dtype=TEXT)
-    out["_file_sha256"] = pd.array([sha256] * n, dtype=TEXT)
+        out[EXTRA_COLUMN] = _constant_text(None, n)
+    out["_source_file"] = _constant_text(file_name, n)
+    out["_file_sha256"] = _constant_text(sha256, n)
     out["_ingested_at"] = np.full(n, np.datetime64(ingested_at.to_datetime64(), "us"))
     out["_row_number"] = np.arange(1, n + 1, dtype=np.int64)
     return out
+
+
+def _constant_text(value: str | None, n: int) -> pd.api.extensions.ExtensionArray:
+    """``n`` copies of ``value`` as Arrow text, built in Arrow (a Python list of n strings is slow)."""
+    array = pa.nulls(n, pa.string()) if value is None else pa.repeat(pa.scalar(value, pa.string()), n)
+    return pd.array(array, dtype=TEXT)
 
 
 def _read_as_text(path: Path, label: str) -> pd.DataFrame:

@@ -47,14 +47,21 @@ _MISSING = {
 }
 
 
-def typical_values(inputs: pd.DataFrame) -> dict[str, object]:
-    """Median of each numeric feature and most common category, from the training inputs."""
+# Features a reason may name: the model's most important ones. Each costs one prediction over
+# the rows whose value is not already typical, and a top-three reason rarely comes from further down.
+REASON_FEATURES = 8
+
+
+def typical_values(inputs: pd.DataFrame, features: list[str] | None = None) -> dict[str, object]:
+    """Median of each numeric feature and most common category, from the training inputs; only
+    for ``features`` when given (the ones reasons may name)."""
     typical: dict[str, object] = {
         c: float(inputs[c].median()) if inputs[c].notna().any() else None for c in NUMERIC_FEATURES
     }
     for column in CATEGORICAL_FEATURES:
         typical[column] = str(inputs[column].mode().iloc[0])
-    return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in typical.items()}
+    kept = typical if features is None else {k: v for k, v in typical.items() if k in features}
+    return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in kept.items()}
 
 
 def describe(feature: str, value: object) -> str:
@@ -67,15 +74,20 @@ def describe(feature: str, value: object) -> str:
 def contributions(
     predict: Callable[[pd.DataFrame], np.ndarray], inputs: pd.DataFrame, typical: dict[str, object]
 ) -> pd.DataFrame:
-    """Score minus the score with one feature set to its typical value, per customer and feature."""
+    """Score minus the score with one feature set to its typical value, per customer and feature
+    in ``typical`` (zero where the value already is the typical one, without predicting)."""
     base = predict(inputs)
     effects = {}
     for feature in (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES):
         if typical.get(feature) is None:
             continue
-        changed = inputs.copy(deep=False)
-        changed[feature] = typical[feature]
-        effects[feature] = base - predict(changed)
+        differs = (inputs[feature] != typical[feature]).to_numpy()  # a missing value differs too
+        effect = np.zeros(len(inputs))
+        if differs.any():
+            changed = inputs[differs].copy()
+            changed[feature] = typical[feature]
+            effect[differs] = base[differs] - predict(changed)
+        effects[feature] = effect
     return pd.DataFrame(effects, index=inputs.index)
 
 

@@ -44,65 +44,80 @@ def _ts(day: date) -> str:
     return f"timestamp '{day.isoformat()} 00:00:00'"
 
 
+FEATURE_INPUTS = ("feature_orders", "feature_customers", "feature_sessions")
+
+
+def feature_inputs_sql(
+    transactions: str = "silver.transactions",
+    customers: str | None = None,
+    web_sessions: str | None = None,
+    timestamp_formats: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """The typed inputs every snapshot's features read, as {name: select}, in ``FEATURE_INPUTS`` order.
+
+    Built once for all snapshots: ids normalized, landed timestamps parsed (ISO 8601 or one of
+    ``timestamp_formats``), and each order's gap to the customer's previous order. That gap only
+    looks back, so it is the same whichever later snapshot the order is seen from.
+    """
+    orders = f"""
+        select customer_id, order_id, order_ts, amount, product_category,
+               case when amount > 0 then date_diff('second', lag(order_ts) over (
+                   partition by customer_id, amount > 0 order by order_ts, order_id
+               ), order_ts) / 86400.0 end as gap_days
+        from {transactions}
+    """
+    customer_id = "regexp_replace(trim(customer_id), '\\.0+$', '')"
+    typed_customers = (
+        f"""select {customer_id} as customer_id,
+                   nullif(trim(segment), '') as segment,
+                   try_cast(loyalty_points as double) as loyalty_points,
+                   try_cast(marketing_opt_in as boolean) as marketing_opt_in,
+                   {timestamp_sql('signup_ts', timestamp_formats)} as signup_ts,
+                   _ingested_at, _source_file, _row_number
+            from {customers}"""
+        if customers
+        else "select null::varchar as customer_id, null::varchar as segment, null::double as loyalty_points, "
+        "null::boolean as marketing_opt_in, null::timestamp as signup_ts, null::timestamp as _ingested_at, "
+        "null::varchar as _source_file, null::bigint as _row_number where false"
+    )
+    sessions = (
+        f"""select customer_id, ts from (
+                select {customer_id} as customer_id, {timestamp_sql('session_ts', timestamp_formats)} as ts
+                from {web_sessions}
+            ) where ts is not null"""
+        if web_sessions
+        else "select null::varchar as customer_id, null::timestamp as ts where false"
+    )
+    return dict(zip(FEATURE_INPUTS, (orders, typed_customers, sessions)))
+
+
+def prepare_feature_inputs(connection, **sources) -> None:
+    """Create the ``FEATURE_INPUTS`` temp tables on ``connection`` (see ``feature_inputs_sql``)."""
+    for name, sql in feature_inputs_sql(**sources).items():
+        connection.execute(f"create or replace temp table {name} as {sql}").fetchall()
+
+
 def customer_features_sql(
     snapshot: date,
     transactions: str = "silver.transactions",
     customers: str | None = None,
     web_sessions: str | None = None,
     timestamp_formats: tuple[str, ...] = (),
+    prepared: bool = False,
 ) -> str:
     """One row per customer with an order before ``snapshot``; every input row is before it.
 
-    ``customers`` and ``web_sessions`` name bronze tables; when None their columns are null. Their
-    landed timestamps parse as ISO 8601 or one of ``timestamp_formats``.
+    ``customers`` and ``web_sessions`` name bronze tables; when None their columns are null. With
+    ``prepared`` the query reads the temp tables ``prepare_feature_inputs`` made on the same
+    connection (the sources are then ignored); otherwise it computes those inputs itself.
     """
     s = _ts(snapshot)
-    customer_join = (
-        f"""left join (
-            select customer_id, segment, loyalty_points, marketing_opt_in from (
-                select regexp_replace(trim(customer_id), '\\.0+$', '') as customer_id,
-                       nullif(trim(segment), '') as segment,
-                       try_cast(loyalty_points as double) as loyalty_points,
-                       try_cast(marketing_opt_in as boolean) as marketing_opt_in,
-                       row_number() over (
-                           partition by regexp_replace(trim(customer_id), '\\.0+$', '')
-                           order by _ingested_at desc, _source_file desc, _row_number desc
-                       ) as newest
-                from {customers}
-                where coalesce({timestamp_sql('signup_ts', timestamp_formats)} < {s}, true)
-            ) where newest = 1
-        ) c using (customer_id)"""
-        if customers
-        else "left join (select null::varchar as customer_id, null::varchar as segment, "
-        "null::double as loyalty_points, null::boolean as marketing_opt_in where false) c using (customer_id)"
-    )
-    session_join = (
-        f"""left join (
-            select regexp_replace(trim(customer_id), '\\.0+$', '') as customer_id,
-                   count(*) filter (where ts >= {s} - interval 30 day) as sessions_30d,
-                   date_diff('day', max(ts), {s}) as days_since_last_session
-            from (select customer_id, {timestamp_sql('session_ts', timestamp_formats)} as ts from {web_sessions})
-            where ts < {s}
-            group by 1
-        ) w using (customer_id)"""
-        if web_sessions
-        else "left join (select null::varchar as customer_id, null::bigint as sessions_30d, "
-        "null::bigint as days_since_last_session where false) w using (customer_id)"
-    )
+    inputs = "" if prepared else ",".join(
+        f"{name} as ({sql})"
+        for name, sql in feature_inputs_sql(transactions, customers, web_sessions, timestamp_formats).items()
+    ) + ","
     return f"""
-        with history as (
-            select * from {transactions} where order_ts < {s}
-        ),
-        orders as (
-            select customer_id, order_ts,
-                   date_diff('second', lag(order_ts) over (partition by customer_id order by order_ts, order_id), order_ts)
-                     / 86400.0 as gap_days
-            from history where amount > 0
-        ),
-        rhythm as (
-            select customer_id, avg(gap_days) as mean_gap, stddev_samp(gap_days) as std_gap
-            from orders group by 1
-        ),
+        with {inputs}
         per_customer as (
             select customer_id,
                    min(order_ts) filter (where amount > 0) as first_order_ts,
@@ -121,8 +136,24 @@ def customer_features_sql(
                    ), 0) as spend_prior_90d,
                    count(distinct product_category) as distinct_categories,
                    coalesce(-sum(amount) filter (where amount < 0), 0) as refunded,
-                   coalesce(sum(amount) filter (where amount > 0), 0) as gross
-            from history group by 1
+                   coalesce(sum(amount) filter (where amount > 0), 0) as gross,
+                   avg(gap_days) as mean_gap,
+                   stddev_samp(gap_days) as std_gap
+            from feature_orders where order_ts < {s} group by 1
+        ),
+        customer_attributes as (
+            select customer_id, segment, loyalty_points, marketing_opt_in from (
+                select *, row_number() over (
+                    partition by customer_id order by _ingested_at desc, _source_file desc, _row_number desc
+                ) as newest
+                from feature_customers where coalesce(signup_ts < {s}, true)
+            ) where newest = 1
+        ),
+        session_activity as (
+            select customer_id,
+                   count(*) filter (where ts >= {s} - interval 30 day) as sessions_30d,
+                   date_diff('day', max(ts), {s}) as days_since_last_session
+            from feature_sessions where ts < {s} group by 1
         )
         select {s} as snapshot_date,
                p.customer_id,
@@ -136,9 +167,9 @@ def customer_features_sql(
                round(p.spend_90d, 2) as spend_90d,
                round(p.spend_180d, 2) as spend_180d,
                round(p.spend_90d - p.spend_prior_90d, 2) as spend_trend,
-               r.mean_gap as mean_days_between_orders,
-               r.std_gap as std_days_between_orders,
-               (date_diff('second', p.last_order_ts, {s}) / 86400.0) / nullif(r.mean_gap, 0) as overdue_ratio,
+               p.mean_gap as mean_days_between_orders,
+               p.std_gap as std_days_between_orders,
+               (date_diff('second', p.last_order_ts, {s}) / 86400.0) / nullif(p.mean_gap, 0) as overdue_ratio,
                p.distinct_categories,
                p.refunded / nullif(p.gross, 0) as refund_share,
                c.segment, c.loyalty_points, c.marketing_opt_in,
@@ -146,9 +177,8 @@ def customer_features_sql(
                w.days_since_last_session,
                p.first_order_ts, p.last_order_ts
         from per_customer p
-        join rhythm r using (customer_id)
-        {customer_join}
-        {session_join}
+        left join customer_attributes c using (customer_id)
+        left join session_activity w using (customer_id)
         where p.frequency > 0
         order by p.customer_id
     """

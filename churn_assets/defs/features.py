@@ -15,6 +15,7 @@ from churn_assets.core.features import (
     customer_features_sql,
     data_through_sql,
     horizon_observed,
+    prepare_feature_inputs,
 )
 from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
 from churn_assets.defs.automation import refresh_after_new_data, refresh_recent_months
@@ -74,11 +75,14 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         formats = churn_settings.core().timestamp_format_list
         frames = []
         with warehouse.get_connection() as connection:
-            customers = "bronze.customers" if table_exists(connection, "bronze", "customers") else None
-            sessions = "bronze.web_sessions" if table_exists(connection, "bronze", "web_sessions") else None
+            prepare_feature_inputs(
+                connection,
+                customers="bronze.customers" if table_exists(connection, "bronze", "customers") else None,
+                web_sessions="bronze.web_sessions" if table_exists(connection, "bronze", "web_sessions") else None,
+                timestamp_formats=formats,
+            )
             for snapshot in _snapshots(context):
-                sql = customer_features_sql(snapshot, customers=customers, web_sessions=sessions, timestamp_formats=formats)
-                frames.append(query_frame(connection, sql))
+                frames.append(query_frame(connection, customer_features_sql(snapshot, prepared=True)))
                 context.log.info(f"snapshot {snapshot}: {len(frames[-1]):,} customers")
         features = pd.concat(frames, ignore_index=True)
         context.add_output_metadata(

@@ -7,20 +7,15 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from churn_assets.core import registry
-from churn_assets.core.drift import drift_report, reference_profile
-from churn_assets.core.explain import typical_values
-from churn_assets.core.model import (
-    NotEnoughHistory,
-    feature_importance,
-    labelled_features_sql,
-    metrics_table,
-    model_inputs,
-    train_and_select,
-    training_window,
+from churn_assets.core.model import NotEnoughHistory
+from churn_assets.core.scoring import empty_predictions, predictions_schema
+from churn_assets.core.training import (
+    score_with_registered_model,
+    snapshot_features_sql,
+    train_and_register,
+    training_data,
 )
-from churn_assets.core.plots import evaluation_figures, png_bytes
-from churn_assets.core.scoring import empty_predictions, predictions_schema, score_snapshot
-from churn_assets.core.warehouse import query_frame, snapshot_dates
+from churn_assets.core.warehouse import query_frame
 from churn_assets.defs.features import CHURN_LABELS, CUSTOMER_FEATURES, snapshot_partitions
 from churn_assets.defs.metadata import column_schema, dagster_type, images, preview
 from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
@@ -71,61 +66,21 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     ) -> dg.MaterializeResult:
         settings = churn_settings.core()
         snapshot = date.fromisoformat(context.partition_key)
-        with warehouse.get_connection() as connection:
-            labelled = snapshot_dates(connection, "silver.churn_labels")
-            try:
-                window = training_window(snapshot, labelled, settings.churn_horizon_days, settings.training_months)
-            except NotEnoughHistory as exc:
-                return _no_model(context, str(exc))
-            train = query_frame(
-                connection,
-                labelled_features_sql(window.train, max_rows=settings.max_training_rows, seed=settings.seed),
-            )
-            validation = query_frame(connection, labelled_features_sql((window.validation,)))
-        context.log.info(
-            f"training on {len(train):,} rows from {len(window.train)} snapshots "
-            f"({window.train[0]} .. {window.train[-1]}); validating on {window.validation} ({len(validation):,} rows)"
-        )
         try:
-            result = train_and_select(
-                train, validation, window, seed=settings.seed, threshold=settings.decision_threshold,
-                contact_cost=settings.contact_cost, action_effect=settings.action_effect,
-                candidates=settings.candidate_list,
+            with warehouse.get_connection() as connection:
+                data = training_data(connection, settings, snapshot)
+            window = data.window
+            context.log.info(
+                f"training on {len(data.train):,} rows from {len(window.train)} snapshots "
+                f"({window.train[0]} .. {window.train[-1]}); validating on {window.validation} "
+                f"({len(data.validation):,} rows)"
+            )
+            trained = train_and_register(
+                settings, data, tags={"dagster_run_id": context.run.run_id, "dagster_partition": context.partition_key}
             )
         except NotEnoughHistory as exc:
             return _no_model(context, str(exc))
-        x_train, x_valid = model_inputs(train), model_inputs(validation)
-        importance = feature_importance(result, x_valid, settings.seed)
-        figures = {
-            name: png_bytes(fig)
-            for name, fig in evaluation_figures(result, x_valid["recency_days"].to_numpy(), importance).items()
-        }
-        metrics = metrics_table(result)
-        logged = registry.log_training(
-            settings.mlflow_tracking_uri,
-            settings.mlflow_artifact_root,
-            result,
-            inputs_example=x_train.head(5),
-            params={
-                "horizon_days": settings.churn_horizon_days,
-                "training_months": settings.training_months,
-                "max_training_rows": settings.max_training_rows,
-                "candidates": ",".join(settings.candidate_list),
-                "decision_threshold": settings.decision_threshold,
-                "seed": settings.seed,
-            },
-            tags={"dagster_run_id": context.run.run_id, "dagster_partition": context.partition_key},
-            figures=figures,
-            profile={
-                "typical": typical_values(x_train),
-                "drift": reference_profile(x_train, result.best.model.predict_proba(x_train)[:, 1]),
-            },
-            tables={"metrics": metrics.reset_index(), "importance": importance.rename("value").reset_index()},
-        )
-        decision, champion_metadata = registry.apply_champion_gate(
-            settings.mlflow_tracking_uri, logged.version, snapshot, result.best.metrics["roc_auc"],
-            result.validation_churned, x_valid, settings.champion_tolerance,
-        )
+        result, logged, decision, figures = trained.result, trained.logged, trained.decision, trained.figures
         context.log.info(f"model version {logged.version} ({result.chosen}): {decision.reason}")
         return dg.MaterializeResult(
             metadata={
@@ -138,7 +93,7 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
                 "train_snapshots": ", ".join(s.isoformat() for s in window.train),
                 "train_rows": result.train_rows,
                 "validation_rows": result.validation_rows,
-                "metrics": dg.MetadataValue.md(metrics.round(4).to_markdown()),
+                "metrics": dg.MetadataValue.md(trained.metrics.round(4).to_markdown()),
                 "plots": images(figures),
                 "mlflow_run": dg.MetadataValue.url(registry.run_url(settings.mlflow_tracking_uri, logged)),
                 "mlflow_ui": dg.MetadataValue.text(f"mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}"),
@@ -151,7 +106,7 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
                     check_name=CHAMPION_GATE,
                     passed=decision.passed,
                     description=decision.reason,
-                    metadata={"decision": decision.reason, "promoted": decision.promote, **champion_metadata},
+                    metadata={"decision": decision.reason, "promoted": decision.promote, **trained.gate_metadata},
                 )
             ],
         )
@@ -188,12 +143,10 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     ):
         settings = churn_settings.core()
         key = context.partition_key
-        version = registry.version_for_snapshot(settings.mlflow_tracking_uri, key)
         with warehouse.get_connection() as connection:
-            features = query_frame(
-                connection, f"select * from silver.customer_features where snapshot_date = date '{key}' order by customer_id"
-            )
-        if version is None:
+            features = query_frame(connection, snapshot_features_sql(key))
+        outcome = score_with_registered_model(settings, key, features)
+        if outcome is None:
             context.log.warning(f"no model was trained for {key}; no predictions")
             empty = empty_predictions()
             yield dg.Output(empty, metadata={"status": f"no model trained for {key}", "customers_scored": 0})
@@ -202,19 +155,13 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
                 check_name=COVERAGE_CHECK, passed=True, metadata={"status": "no model, nothing scored"}
             )
             return
-        model = registry.load_model(settings.mlflow_tracking_uri, version.version)
-        profile = registry.load_profile(settings.mlflow_tracking_uri, version)
-        scored = score_snapshot(
-            model, features, model_version=version.version, cutoffs=settings.risk_cutoff_pair,
-            typical=profile["typical"],
-        )
-        drift = drift_report(profile["drift"], model_inputs(features), scored["churn_probability"].to_numpy())
+        scored, drift = outcome.predictions, outcome.drift
         segments = scored["risk_segment"].value_counts()
         yield dg.Output(
             scored,
             metadata={
                 "customers_scored": len(scored),
-                "model_version": version.version,
+                "model_version": outcome.model_version,
                 "mean_churn_probability": float(scored["churn_probability"].mean()) if len(scored) else 0.0,
                 **{f"risk/{s}": int(segments.get(s, 0)) for s in ("High", "Medium", "Low")},
                 "preview": preview(scored.sort_values("churn_probability", ascending=False)),

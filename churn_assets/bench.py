@@ -1,0 +1,270 @@
+"""``churn-assets bench``: the whole pipeline on N generated transactions, timed per step.
+
+Generates the data once, then runs each mode in a child process of its own, on its own copy of
+the landing folder, so each starts cold and its peak memory is its own process tree's:
+
+- ``orchestrated``: the jobs ``churn-assets run`` launches (ingestion, silver, features and labels
+  for every snapshot, then model, predictions, value, plan and summary for the newest snapshot),
+  through a real Dagster instance, the DuckDB IO manager and MLflow. Step times come from the
+  instance's event log.
+- ``plain``: ``churn_assets.plain``, the same work through the same core functions with no Dagster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+MODES = ("orchestrated", "plain")
+# Step keys that are op names rather than asset keys, by the table the plain pipeline times for them.
+STEP_NAMES = {"silver_transactions": "silver.transactions"}
+# The generator's default mix (24 months): 232,594 transactions for 20,000 customers.
+TRANSACTIONS_PER_CUSTOMER = 232_594 / 20_000
+
+
+@dataclass
+class StepTime:
+    step: str
+    seconds: float
+    rows: int | None = None
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    seconds: float
+    snapshot: str
+    steps: list[StepTime] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+
+    @classmethod
+    def from_json(cls, text: str) -> ModeResult:
+        raw = json.loads(text)
+        raw["steps"] = [StepTime(**s) for s in raw["steps"]]
+        return cls(**raw)
+
+
+class PeakTreeMemory:
+    """Samples the resident memory of a process and all its descendants every ``interval`` s."""
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        self.pid, self.interval, self.peak_bytes = pid, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakTreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                root = psutil.Process(self.pid)
+                tree = [root, *root.children(recursive=True)]
+                total = 0
+                for process in tree:
+                    try:
+                        total += process.memory_info().rss
+                    except psutil.Error:  # a child that ended between listing and reading
+                        pass
+                self.peak_bytes = max(self.peak_bytes, total)
+            except psutil.Error:
+                return
+            self._stop.wait(self.interval)
+
+
+def customers_for(transactions: int) -> int:
+    """Customers the generator needs for about ``transactions`` transactions over 24 months."""
+    return max(200, round(transactions / TRANSACTIONS_PER_CUSTOMER))
+
+
+def run_bench(transactions: int, modes: tuple[str, ...], workdir: Path | None, keep: bool, seed: int, echo=print) -> list[ModeResult]:
+    """Generate, run each mode in a child process, print the table; returns the results."""
+    from churn_assets.core.generate import SampleConfig, generate_sample, write_landing, write_truth
+
+    root = Path(workdir or tempfile.mkdtemp(prefix="churn-bench-")).resolve()
+    landing = root / "landing"
+    try:
+        config = SampleConfig(customers=customers_for(transactions), seed=seed)
+        echo(f"Generating about {transactions:,} transactions ({config.customers:,} customers, "
+             f"{config.months} months) into {landing} ...")
+        started = time.perf_counter()
+        sample = generate_sample(config)
+        write_landing(sample, landing, "csv")
+        write_truth(sample, root / "truth")
+        generated = len(sample.transactions)
+        del sample
+        echo(f"  {generated:,} transactions in {time.perf_counter() - started:.1f} s (not part of the timings)")
+        results = [_run_child(mode, root, landing, echo) for mode in modes]
+    finally:
+        if not keep and workdir is None:
+            shutil.rmtree(root, ignore_errors=True)
+    echo(format_results(results, generated))
+    if keep or workdir is not None:
+        echo(f"Kept {root}")
+    return results
+
+
+def _run_child(mode: str, root: Path, landing: Path, echo) -> ModeResult:
+    home = root / mode
+    if home.exists():
+        shutil.rmtree(home)
+    _link_tree(landing, home / "landing")
+    output = root / f"{mode}.json"
+    env = {**os.environ, "CHURN_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+    echo(f"Running the {mode} pipeline ...")
+    command = [sys.executable, "-m", "churn_assets.bench", "--child", mode, "--output", str(output)]
+    process = subprocess.Popen(command, env=env)
+    with PeakTreeMemory(process.pid) as memory:
+        code = process.wait()
+    if code != 0:
+        raise RuntimeError(f"the {mode} pipeline failed (exit status {code}); see its output above")
+    result = ModeResult.from_json(output.read_text())
+    result.peak_rss_mb = memory.peak_bytes / 2**20
+    echo(f"  {mode}: {result.seconds:.1f} s, peak memory {result.peak_rss_mb:,.0f} MB")
+    return result
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Hard links where the file system allows them (no copy of a large landing folder)."""
+    def link(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, copy_function=link)
+
+
+def format_results(results: list[ModeResult], transactions: int) -> str:
+    """Per-step table with one column per mode, totals, memory and the orchestration ratio."""
+    import pandas as pd
+
+    columns = {}
+    for result in results:
+        seconds = pd.Series({s.step: s.seconds for s in result.steps}, dtype=float)
+        columns[f"{result.mode} s"] = seconds
+    table = pd.DataFrame(columns)
+    rows = {}
+    for result in results:
+        rows.update({s.step: s.rows for s in result.steps if s.rows is not None})
+    table["rows"] = pd.Series(rows, dtype="Int64")
+    lines = [
+        f"\nWhole pipeline on {transactions:,} transactions ({os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GB), newest snapshot "
+        f"{results[0].snapshot if results else '-'}:",
+        table.to_string(float_format=lambda v: f"{v:,.1f}", na_rep=""),
+        "",
+    ]
+    for result in results:
+        lines.append(
+            f"{result.mode:>12}: total {result.seconds:,.1f} s, peak memory {result.peak_rss_mb:,.0f} MB, "
+            f"{transactions / result.seconds:,.0f} transactions/s, {result.seconds / transactions * 1e6:.1f} s per million"
+        )
+    by_mode = {r.mode: r for r in results}
+    if set(by_mode) == set(MODES):
+        ratio = by_mode["orchestrated"].seconds / by_mode["plain"].seconds
+        lines.append(f"orchestrated / plain: {ratio:.2f}x")
+    return "\n".join(lines)
+
+
+# -- child processes -------------------------------------------------------------------------
+
+
+def _child(mode: str, output: Path) -> int:
+    from churn_assets.cli import _quiet_mlflow
+    from churn_assets.settings import Settings
+
+    _quiet_mlflow()
+    settings = Settings.from_env()
+    started = time.perf_counter()
+    result = _orchestrated(settings) if mode == "orchestrated" else _plain(settings)
+    result.seconds = time.perf_counter() - started
+    output.write_text(json.dumps(asdict(result)))
+    return 0
+
+
+def _plain(settings) -> ModeResult:
+    from churn_assets.plain import run_plain_pipeline
+
+    steps: list[StepTime] = []
+
+    @contextmanager
+    def step(name: str):
+        timed = StepTime(name, 0.0)
+        started = time.perf_counter()
+        yield timed
+        timed.seconds = time.perf_counter() - started
+        steps.append(timed)
+        print(f"  {name}: {timed.seconds:.1f} s", flush=True)
+
+    snapshot = run_plain_pipeline(settings, step)
+    return ModeResult("plain", 0.0, snapshot, steps)
+
+
+def _orchestrated(settings) -> ModeResult:
+    import dagster as dg
+
+    from churn_assets.cli import ensure_dagster_home
+    from churn_assets.runner import run_pipeline
+
+    ensure_dagster_home(settings)
+    with dg.DagsterInstance.get() as instance:
+        report = run_pipeline(settings, instance, echo=lambda line: print(line, flush=True), newest_model_only=True)
+        if not report.ok:
+            raise SystemExit("\n".join(report.failures))
+        steps = step_times(instance)
+    return ModeResult("orchestrated", 0.0, report.modelled[-1] if report.modelled else "-", steps)
+
+
+def step_times(instance) -> list[StepTime]:
+    """Wall time and rows written of every step of every run in ``instance``, summed by step."""
+    import dagster as dg
+
+    seconds: dict[str, float] = {}
+    rows: dict[str, int] = {}
+    for record in instance.get_run_records():
+        started: dict[str, float] = {}
+        for entry in instance.all_logs(record.dagster_run.run_id):
+            event = entry.dagster_event
+            if event is None or entry.step_key is None:
+                continue
+            name = STEP_NAMES.get(entry.step_key, entry.step_key.replace("__", "."))
+            if event.event_type == dg.DagsterEventType.STEP_START:
+                started[name] = entry.timestamp
+            elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+                seconds[name] = seconds.get(name, 0.0) + entry.timestamp - started.pop(name)
+            elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+                metadata = event.event_specific_data.materialization.metadata
+                count = metadata.get("dagster/row_count") or metadata.get("dagster/partition_row_count")
+                if count is not None:
+                    rows[name] = rows.get(name, 0) + int(count.value)
+    return [StepTime(name, value, rows.get(name)) for name, value in seconds.items()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="one benchmark mode, run by `churn-assets bench`")
+    parser.add_argument("--child", choices=MODES, required=True)
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args(argv)
+    return _child(args.child, args.output)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""One snapshot's model end to end: training data from the warehouse, candidates, plots, MLflow
+run and registry version, champion gate; and scoring a snapshot with the version made for it.
+
+No Dagster: the ``ml`` assets and the plain benchmark pipeline both call these two steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+
+from churn_assets.core import registry
+from churn_assets.core.drift import drift_report, reference_profile
+from churn_assets.core.explain import REASON_FEATURES, typical_values
+from churn_assets.core.model import (
+    GateDecision,
+    TrainingResult,
+    TrainingWindow,
+    feature_importance,
+    labelled_features_sql,
+    metrics_table,
+    model_inputs,
+    train_and_select,
+    training_window,
+)
+from churn_assets.core.plots import evaluation_figures, png_bytes
+from churn_assets.core.scoring import score_snapshot
+from churn_assets.core.warehouse import query_frame, snapshot_dates
+
+
+@dataclass
+class TrainingData:
+    window: TrainingWindow
+    train: pd.DataFrame
+    validation: pd.DataFrame
+
+
+@dataclass
+class TrainedModel:
+    result: TrainingResult
+    logged: registry.LoggedModel
+    decision: GateDecision
+    gate_metadata: dict
+    figures: dict[str, bytes]
+    metrics: pd.DataFrame
+
+
+@dataclass
+class ScoredSnapshot:
+    predictions: pd.DataFrame
+    drift: pd.Series
+    model_version: str
+
+
+def training_data(connection, settings, snapshot: date) -> TrainingData:
+    """The labelled rows a model for ``snapshot`` may use. Raises ``NotEnoughHistory``."""
+    labelled = snapshot_dates(connection, "silver.churn_labels")
+    window = training_window(snapshot, labelled, settings.churn_horizon_days, settings.training_months)
+    train = query_frame(
+        connection, labelled_features_sql(window.train, max_rows=settings.max_training_rows, seed=settings.seed)
+    )
+    validation = query_frame(connection, labelled_features_sql((window.validation,)))
+    return TrainingData(window, train, validation)
+
+
+def train_and_register(settings, data: TrainingData, tags: dict[str, str]) -> TrainedModel:
+    """Train and select out-of-time, log the run and a new registry version, then apply the
+    champion gate. Raises ``NotEnoughHistory`` when the rows hold a single class."""
+    result = train_and_select(
+        data.train, data.validation, data.window, seed=settings.seed, threshold=settings.decision_threshold,
+        contact_cost=settings.contact_cost, action_effect=settings.action_effect,
+        candidates=settings.candidate_list,
+    )
+    x_train, x_valid = model_inputs(data.train), model_inputs(data.validation)
+    importance = feature_importance(result, x_valid, settings.seed)
+    figures = {
+        name: png_bytes(fig)
+        for name, fig in evaluation_figures(result, x_valid["recency_days"].to_numpy(), importance).items()
+    }
+    metrics = metrics_table(result)
+    logged = registry.log_training(
+        settings.mlflow_tracking_uri,
+        settings.mlflow_artifact_root,
+        result,
+        inputs_example=x_train.head(5),
+        params={
+            "horizon_days": settings.churn_horizon_days,
+            "training_months": settings.training_months,
+            "max_training_rows": settings.max_training_rows,
+            "candidates": ",".join(settings.candidate_list),
+            "decision_threshold": settings.decision_threshold,
+            "seed": settings.seed,
+        },
+        tags=tags,
+        figures=figures,
+        profile={
+            "typical": typical_values(x_train, list(importance.abs().nlargest(REASON_FEATURES).index)),
+            "drift": reference_profile(x_train, result.best.model.predict_proba(x_train)[:, 1]),
+        },
+        tables={"metrics": metrics.reset_index(), "importance": importance.rename("value").reset_index()},
+    )
+    decision, gate_metadata = registry.apply_champion_gate(
+        settings.mlflow_tracking_uri, logged.version, data.window.model_snapshot, result.best.metrics["roc_auc"],
+        result.validation_churned, x_valid, settings.champion_tolerance,
+    )
+    return TrainedModel(result, logged, decision, gate_metadata, figures, metrics)
+
+
+def snapshot_features_sql(snapshot: str) -> str:
+    return f"select * from silver.customer_features where snapshot_date = date '{snapshot}' order by customer_id"
+
+
+def score_with_registered_model(settings, snapshot: str, features: pd.DataFrame) -> ScoredSnapshot | None:
+    """Score ``features`` with the version registered for ``snapshot`` (None when there is none),
+    with reasons, and the drift of features and score against that version's training profile."""
+    version = registry.version_for_snapshot(settings.mlflow_tracking_uri, snapshot)
+    if version is None:
+        return None
+    model = registry.load_model(settings.mlflow_tracking_uri, version.version)
+    profile = registry.load_profile(settings.mlflow_tracking_uri, version)
+    scored = score_snapshot(
+        model, features, model_version=version.version, cutoffs=settings.risk_cutoff_pair,
+        typical=profile["typical"],
+    )
+    drift = drift_report(profile["drift"], model_inputs(features), scored["churn_probability"].to_numpy())
+    return ScoredSnapshot(scored, drift, version.version)
+

@@ -1,0 +1,203 @@
+"""The whole pipeline as one plain script, with no Dagster: the yardstick for orchestration overhead.
+
+Landing files -> bronze -> silver and quarantine (with row accounting) -> features and labels for
+every snapshot (with their checks) -> model, MLflow run and champion gate for the newest snapshot
+-> predictions -> customer value -> retention plan -> summary, through the same core functions
+the assets call, into its own DuckDB file and MLflow store. What it leaves out is what
+orchestration adds: run and event storage, the IO manager, asset metadata and lineage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import date
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from churn_assets.core.bronze import ingest_landed_file
+from churn_assets.core.features import (
+    churn_labels_schema,
+    churn_labels_sql,
+    customer_features_schema,
+    customer_features_sql,
+    data_through_sql,
+    horizon_observed,
+    prepare_feature_inputs,
+)
+from churn_assets.core.gold import customer_value_schema, plan_customers_sql, plan_with_baselines, retention_actions_schema
+from churn_assets.core.landing import scan_landing
+from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
+from churn_assets.core.silver import (
+    classified_rows_sql,
+    quarantine_schema,
+    quarantine_sql,
+    row_accounting_sql,
+    silver_transactions_schema,
+    silver_transactions_sql,
+)
+from churn_assets.core.sources import SOURCES
+from churn_assets.core.summary import create_views_sql, retention_summary_schema, retention_summary_sql
+from churn_assets.core.training import (
+    score_with_registered_model,
+    snapshot_features_sql,
+    train_and_register,
+    training_data,
+)
+from churn_assets.core.value import customer_value_frame, fit_value_model, scored_customers_sql, value_history
+from churn_assets.core.warehouse import query_frame, table_exists
+from churn_assets.settings import Settings
+
+# step(name) times one step; the object it yields takes ``rows`` (rows written by the step).
+Step = Callable[[str], AbstractContextManager]
+
+
+class PlainPipelineError(RuntimeError):
+    """A step's own check failed; the message says which and why."""
+
+
+def run_plain_pipeline(settings: Settings, step: Step) -> str:
+    """Build every table of the warehouse at ``settings.warehouse_path`` from the landed files and
+    plan the newest snapshot. Returns that snapshot (YYYY-MM-DD)."""
+    with duckdb.connect(str(settings.warehouse_path)) as connection:
+        for schema in ("bronze", "silver", "ml", "gold"):
+            connection.execute(f"create schema if not exists {schema}")
+        _bronze(connection, settings, step)
+        _silver(connection, settings, step)
+        snapshots = snapshot_keys(connection, settings.start_date)
+        _snapshots(connection, settings, snapshots, step)
+        newest = snapshots[-1]
+        _model_and_predictions(connection, settings, newest, step)
+        _gold(connection, settings, newest, step)
+    return newest
+
+
+def snapshot_keys(connection, start: date) -> list[str]:
+    """Monthly snapshots after the first order, from ``start`` to the month after the newest order
+    (the same snapshots ``churn-assets run`` builds)."""
+    first, last = connection.execute("select min(order_ts), max(order_ts) from silver.transactions").fetchall()[0]
+    months = pd.date_range(start, last + pd.offsets.MonthBegin(1), freq="MS")
+    return [m.date().isoformat() for m in months if m.date() > first.date()]
+
+
+def _write(connection, table: str, frame: pd.DataFrame) -> None:
+    connection.register("_frame", pa.Table.from_pandas(frame, preserve_index=False))
+    try:
+        connection.execute(f"create or replace table {table} as select * from _frame")
+    finally:
+        connection.unregister("_frame")
+
+
+def _bronze(connection, settings: Settings, step: Step) -> None:
+    files, _ = scan_landing(settings.landing_dir)
+    ingested_at = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
+    for source in SOURCES.values():
+        names = [f.name for f in files if f.source == source.name]
+        if not names:
+            continue
+        with step(f"bronze.{source.name}") as timed:
+            frames = [
+                ingest_landed_file(
+                    settings.landing_dir, source, name, ingested_at=ingested_at,
+                    column_map=settings.column_map(source.name),
+                )[0]
+                for name in names
+            ]
+            bronze = pd.concat(frames, ignore_index=True)
+            _write(connection, f"bronze.{source.name}", bronze)
+            timed.rows = len(bronze)
+
+
+def _silver(connection, settings: Settings, step: Step) -> None:
+    with step("silver.transactions") as timed:
+        classified = classified_rows_sql("bronze.transactions", settings.max_abs_amount, settings.timestamp_format_list)
+        connection.execute(f"create or replace temp table classified as {classified}")
+        silver = silver_transactions_schema().validate(query_frame(connection, silver_transactions_sql("classified")))
+        quarantine = quarantine_schema().validate(query_frame(connection, quarantine_sql("classified")))
+        _write(connection, "silver.transactions", silver)
+        _write(connection, "silver.quarantine", quarantine)
+        timed.rows = len(silver) + len(quarantine)
+    with step("silver.transactions_row_accounting"):
+        accounting = connection.execute(
+            row_accounting_sql("bronze.transactions", "silver.transactions", "silver.quarantine")
+        ).df()
+        if (accounting["unaccounted"] != 0).any():
+            raise PlainPipelineError(f"row accounting failed:\n{accounting[accounting['unaccounted'] != 0]}")
+
+
+def _snapshots(connection, settings: Settings, snapshots: list[str], step: Step) -> None:
+    with step("silver.customer_features") as timed:
+        prepare_feature_inputs(
+            connection,
+            customers="bronze.customers" if table_exists(connection, "bronze", "customers") else None,
+            web_sessions="bronze.web_sessions" if table_exists(connection, "bronze", "web_sessions") else None,
+            timestamp_formats=settings.timestamp_format_list,
+        )
+        features = pd.concat(
+            [query_frame(connection, customer_features_sql(date.fromisoformat(s), prepared=True)) for s in snapshots],
+            ignore_index=True,
+        )
+        _write(connection, "silver.customer_features", customer_features_schema().validate(features))
+        timed.rows = len(features)
+    for check, sql in (
+        ("unique_customer_per_snapshot", repeated_pairs_sql("silver.customer_features", ("snapshot_date", "customer_id"))),
+        ("no_data_at_or_after_snapshot", rows_at_or_after_snapshot_sql("silver.customer_features")),
+    ):
+        with step(f"silver.customer_features_{check}"):
+            if connection.execute(sql).fetchall()[0][0]:
+                raise PlainPipelineError(f"check {check} on silver.customer_features failed")
+    with step("silver.churn_labels") as timed:
+        data_through = connection.execute(data_through_sql()).fetchall()[0][0]
+        observed = [
+            s for s in map(date.fromisoformat, snapshots)
+            if horizon_observed(s, settings.churn_horizon_days, data_through)
+        ]
+        labels = pd.concat(
+            [query_frame(connection, churn_labels_sql(s, settings.churn_horizon_days)) for s in observed],
+            ignore_index=True,
+        )
+        _write(connection, "silver.churn_labels", churn_labels_schema().validate(labels))
+        timed.rows = len(labels)
+
+
+def _model_and_predictions(connection, settings: Settings, snapshot: str, step: Step) -> None:
+    with step("ml.churn_model") as timed:
+        data = training_data(connection, settings, date.fromisoformat(snapshot))
+        trained = train_and_register(settings, data, tags={"plain_pipeline": "true"})
+        timed.rows = trained.result.train_rows
+    with step("ml.churn_predictions") as timed:
+        features = query_frame(connection, snapshot_features_sql(snapshot))
+        scored = score_with_registered_model(settings, snapshot, features)
+        if scored is None:
+            raise PlainPipelineError(f"no model version for {snapshot}: the champion gate refused it")
+        if len(scored.predictions) != len(features):
+            raise PlainPipelineError("predictions do not cover every customer in the features")
+        _write(connection, "ml.churn_predictions", scored.predictions)
+        timed.rows = len(scored.predictions)
+
+
+def _gold(connection, settings: Settings, snapshot: str, step: Step) -> None:
+    with step("gold.customer_value") as timed:
+        scored = query_frame(connection, scored_customers_sql(snapshot))
+        train, validation, _ = value_history(
+            connection, date.fromisoformat(snapshot), horizon_days=settings.churn_horizon_days,
+            value_days=settings.value_horizon_days, training_months=settings.training_months,
+            max_rows=settings.max_training_rows, seed=settings.seed,
+        )
+        model = fit_value_model(train, validation, settings.value_horizon_days, settings.seed)
+        value = customer_value_schema().validate(customer_value_frame(scored, model))
+        _write(connection, "gold.customer_value", value)
+        timed.rows = len(value)
+    with step("gold.retention_actions") as timed:
+        outcome = plan_with_baselines(query_frame(connection, plan_customers_sql(snapshot)), settings)
+        _write(connection, "gold.retention_actions", retention_actions_schema().validate(outcome.plan))
+        timed.rows = len(outcome.plan)
+    with step("gold.retention_summary") as timed:
+        for statement in create_views_sql():
+            connection.execute(statement)
+        summary = retention_summary_schema().validate(query_frame(connection, retention_summary_sql(snapshot)))
+        _write(connection, "gold.retention_summary", summary)
+        timed.rows = len(summary)
+

@@ -1,0 +1,42 @@
+"""``churn-assets bench`` at a small size: both modes run end to end and agree (no timing asserted)."""
+
+from __future__ import annotations
+
+import duckdb
+
+from churn_assets.bench import MODES, customers_for, run_bench
+from churn_assets.cli import main as cli_main
+
+TABLES = ("silver.transactions", "silver.quarantine", "silver.customer_features", "silver.churn_labels")
+
+
+def test_bench_runs_both_modes_and_they_build_the_same_tables(tmp_path):
+    lines: list[str] = []
+    results = run_bench(6000, MODES, tmp_path, keep=True, seed=7, echo=lines.append)
+    by_mode = {r.mode: r for r in results}
+    assert set(by_mode) == set(MODES)
+    for result in results:
+        steps = {s.step: s for s in result.steps}
+        for step in ("bronze.transactions", "silver.transactions", "silver.customer_features", "silver.churn_labels",
+                     "ml.churn_model", "ml.churn_predictions", "gold.customer_value", "gold.retention_actions"):
+            assert step in steps and steps[step].seconds > 0, (result.mode, step)
+        assert result.peak_rss_mb > 100 and result.snapshot == results[0].snapshot
+    assert {s.step: s.rows for s in by_mode["orchestrated"].steps}["silver.transactions"] == \
+        {s.step: s.rows for s in by_mode["plain"].steps}["silver.transactions"]
+    report = "\n".join(lines)
+    assert "orchestrated / plain:" in report and "s per million" in report
+    counts = {}
+    for mode in MODES:
+        with duckdb.connect(str(tmp_path / mode / "warehouse.duckdb"), read_only=True) as connection:
+            counts[mode] = {t: connection.execute(f"select count(*) from {t}").fetchall()[0][0] for t in TABLES}
+    assert counts["orchestrated"] == counts["plain"] and counts["plain"]["silver.customer_features"] > 0
+
+
+def test_bench_sizes_the_sample_by_transactions_and_refuses_nonsense(capsys):
+    assert customers_for(1_000_000) == 85_987
+    assert customers_for(10) == 200
+    try:
+        cli_main(["bench", "--transactions", "0"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    assert "must be a positive whole number" in capsys.readouterr().err
