@@ -20,23 +20,18 @@ import pyarrow as pa
 from churn_assets.core.bronze import ingest_landed_file
 from churn_assets.core.features import (
     churn_labels_schema,
-    churn_labels_sql,
     customer_features_schema,
-    customer_features_sql,
-    data_through_sql,
-    horizon_observed,
-    prepare_feature_inputs,
+    features_by_snapshot,
+    labels_by_snapshot,
 )
 from churn_assets.core.gold import customer_value_schema, plan_customers_sql, plan_with_baselines, retention_actions_schema
 from churn_assets.core.landing import scan_landing
 from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
 from churn_assets.core.silver import (
-    classified_rows_sql,
     quarantine_schema,
-    quarantine_sql,
     row_accounting_sql,
+    silver_and_quarantine,
     silver_transactions_schema,
-    silver_transactions_sql,
 )
 from churn_assets.core.sources import SOURCES
 from churn_assets.core.summary import create_views_sql, retention_summary_schema, retention_summary_sql
@@ -46,8 +41,8 @@ from churn_assets.core.training import (
     train_and_register,
     training_data,
 )
-from churn_assets.core.value import customer_value_frame, fit_value_model, scored_customers_sql, value_history
-from churn_assets.core.warehouse import query_frame, table_exists
+from churn_assets.core.value import value_for_snapshot
+from churn_assets.core.warehouse import query_frame, snapshots_with_data
 from churn_assets.settings import Settings
 
 # step(name) times one step; the object it yields takes ``rows`` (rows written by the step).
@@ -66,20 +61,12 @@ def run_plain_pipeline(settings: Settings, step: Step) -> str:
             connection.execute(f"create schema if not exists {schema}")
         _bronze(connection, settings, step)
         _silver(connection, settings, step)
-        snapshots = snapshot_keys(connection, settings.start_date)
+        snapshots = snapshots_with_data(connection, settings.start_date)
         _snapshots(connection, settings, snapshots, step)
         newest = snapshots[-1]
         _model_and_predictions(connection, settings, newest, step)
         _gold(connection, settings, newest, step)
     return newest
-
-
-def snapshot_keys(connection, start: date) -> list[str]:
-    """Monthly snapshots after the first order, from ``start`` to the month after the newest order
-    (the same snapshots ``churn-assets run`` builds)."""
-    first, last = connection.execute("select min(order_ts), max(order_ts) from silver.transactions").fetchall()[0]
-    months = pd.date_range(start, last + pd.offsets.MonthBegin(1), freq="MS")
-    return [m.date().isoformat() for m in months if m.date() > first.date()]
 
 
 def _write(connection, table: str, frame: pd.DataFrame) -> None:
@@ -112,10 +99,10 @@ def _bronze(connection, settings: Settings, step: Step) -> None:
 
 def _silver(connection, settings: Settings, step: Step) -> None:
     with step("silver.transactions") as timed:
-        classified = classified_rows_sql("bronze.transactions", settings.max_abs_amount, settings.timestamp_format_list)
-        connection.execute(f"create or replace temp table classified as {classified}")
-        silver = silver_transactions_schema().validate(query_frame(connection, silver_transactions_sql("classified")))
-        quarantine = quarantine_schema().validate(query_frame(connection, quarantine_sql("classified")))
+        silver, quarantine = silver_and_quarantine(
+            connection, "bronze.transactions", settings.max_abs_amount, settings.timestamp_format_list
+        )
+        silver, quarantine = silver_transactions_schema().validate(silver), quarantine_schema().validate(quarantine)
         _write(connection, "silver.transactions", silver)
         _write(connection, "silver.quarantine", quarantine)
         timed.rows = len(silver) + len(quarantine)
@@ -129,14 +116,9 @@ def _silver(connection, settings: Settings, step: Step) -> None:
 
 def _snapshots(connection, settings: Settings, snapshots: list[str], step: Step) -> None:
     with step("silver.customer_features") as timed:
-        prepare_feature_inputs(
-            connection,
-            customers="bronze.customers" if table_exists(connection, "bronze", "customers") else None,
-            web_sessions="bronze.web_sessions" if table_exists(connection, "bronze", "web_sessions") else None,
-            timestamp_formats=settings.timestamp_format_list,
-        )
+        dates = [date.fromisoformat(s) for s in snapshots]
         features = pd.concat(
-            [query_frame(connection, customer_features_sql(date.fromisoformat(s), prepared=True)) for s in snapshots],
+            [frame for _, frame in features_by_snapshot(connection, dates, settings.timestamp_format_list)],
             ignore_index=True,
         )
         _write(connection, "silver.customer_features", customer_features_schema().validate(features))
@@ -149,15 +131,7 @@ def _snapshots(connection, settings: Settings, snapshots: list[str], step: Step)
             if connection.execute(sql).fetchall()[0][0]:
                 raise PlainPipelineError(f"check {check} on silver.customer_features failed")
     with step("silver.churn_labels") as timed:
-        data_through = connection.execute(data_through_sql()).fetchall()[0][0]
-        observed = [
-            s for s in map(date.fromisoformat, snapshots)
-            if horizon_observed(s, settings.churn_horizon_days, data_through)
-        ]
-        labels = pd.concat(
-            [query_frame(connection, churn_labels_sql(s, settings.churn_horizon_days)) for s in observed],
-            ignore_index=True,
-        )
+        labels, _, _ = labels_by_snapshot(connection, dates, settings.churn_horizon_days)
         _write(connection, "silver.churn_labels", churn_labels_schema().validate(labels))
         timed.rows = len(labels)
 
@@ -180,14 +154,8 @@ def _model_and_predictions(connection, settings: Settings, snapshot: str, step: 
 
 def _gold(connection, settings: Settings, snapshot: str, step: Step) -> None:
     with step("gold.customer_value") as timed:
-        scored = query_frame(connection, scored_customers_sql(snapshot))
-        train, validation, _ = value_history(
-            connection, date.fromisoformat(snapshot), horizon_days=settings.churn_horizon_days,
-            value_days=settings.value_horizon_days, training_months=settings.training_months,
-            max_rows=settings.max_training_rows, seed=settings.seed,
-        )
-        model = fit_value_model(train, validation, settings.value_horizon_days, settings.seed)
-        value = customer_value_schema().validate(customer_value_frame(scored, model))
+        frame, _, _ = value_for_snapshot(connection, date.fromisoformat(snapshot), settings)
+        value = customer_value_schema().validate(frame)
         _write(connection, "gold.customer_value", value)
         timed.rows = len(value)
     with step("gold.retention_actions") as timed:

@@ -20,6 +20,7 @@ from dagster._core.storage.tags import (
 from churn_assets.core.bronze import check_landed_columns, read_landed_file
 from churn_assets.core.landing import LandingError, Verdict
 from churn_assets.core.sources import SOURCES
+from churn_assets.core.warehouse import snapshots_with_data as core_snapshots_with_data
 from churn_assets.core.warehouse import table_exists
 from churn_assets.definitions import build_definitions
 from churn_assets.defs.resources import build_resources
@@ -149,14 +150,9 @@ def _stale_snapshots(instance: dg.DagsterInstance, snapshots: list[str]) -> bool
 def snapshots_with_data(settings: Settings, definitions: dg.Definitions) -> list[str]:
     """Snapshot partition keys from the first with history to the month after the newest order."""
     with _warehouse(settings) as connection:
-        if not table_exists(connection, "silver", "transactions"):
-            return []
-        first, last = connection.execute("select min(order_ts), max(order_ts) from silver.transactions").fetchall()[0]
-    if first is None:
-        return []
-    keys = definitions.get_assets_def(["silver", "customer_features"]).partitions_def.get_partition_keys()
-    upper = _next_month(last)
-    return [k for k in keys if first.date().isoformat() < k <= upper]
+        with_data = core_snapshots_with_data(connection, settings.start_date)
+    keys = set(definitions.get_assets_def(["silver", "customer_features"]).partitions_def.get_partition_keys())
+    return [k for k in with_data if k in keys]
 
 
 def _train_and_score(instance, definitions, settings, run_config, report, echo, newest_only=False) -> None:
@@ -223,10 +219,6 @@ def _materialized_at(instance: dg.DagsterInstance, key: dg.AssetKey, partition: 
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
     ).records
     return records[0].timestamp if records else None
-
-
-def _next_month(moment) -> str:
-    return f"{moment.year + moment.month // 12}-{moment.month % 12 + 1:02d}-01"
 
 
 def _build(instance, definitions, job_name, layer, run_config, report, echo, tags=None) -> None:

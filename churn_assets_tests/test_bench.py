@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import duckdb
+import pytest
 
 from churn_assets.bench import MODES, customers_for, run_bench
 from churn_assets.cli import main as cli_main
@@ -35,8 +36,7 @@ def test_bench_runs_both_modes_and_they_build_the_same_tables(tmp_path):
 def test_bench_sizes_the_sample_by_transactions_and_refuses_nonsense(capsys):
     assert customers_for(1_000_000) == 85_987
     assert customers_for(10) == 200
-    try:
+    with pytest.raises(SystemExit) as refused:
         cli_main(["bench", "--transactions", "0"])
-    except SystemExit as exc:
-        assert exc.code == 2
+    assert refused.value.code == 2
     assert "must be a positive whole number" in capsys.readouterr().err

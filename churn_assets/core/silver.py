@@ -12,6 +12,7 @@ import pandas as pd
 import pandera.pandas as pandera
 
 from churn_assets.core.sources import TRANSACTIONS, timestamp_sql
+from churn_assets.core.warehouse import query_frame
 
 # Reasons in the order they are tested; a row gets the first that applies.
 QUARANTINE_REASONS = (
@@ -170,6 +171,18 @@ def classified_rows_sql(
             ) as reason
         from judged
     """
+
+
+def silver_and_quarantine(
+    connection, bronze_table: str, max_abs_amount: float, timestamp_formats: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Silver transactions and the quarantine from one classifying pass over ``bronze_table``."""
+    classified = classified_rows_sql(bronze_table, max_abs_amount, timestamp_formats)
+    connection.execute(f"create or replace temp table classified as {classified}").fetchall()
+    return (
+        query_frame(connection, silver_transactions_sql("classified")),
+        query_frame(connection, quarantine_sql("classified")),
+    )
 
 
 def silver_transactions_sql(classified: str) -> str:

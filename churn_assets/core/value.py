@@ -160,3 +160,15 @@ def customer_value_frame(scored: pd.DataFrame, model: ValueModel) -> pd.DataFram
         "revenue_at_risk": np.round(scored["churn_probability"].to_numpy() * value, 2),
         "value_method": model.method,
     })
+
+
+def value_for_snapshot(connection, snapshot: date, settings) -> tuple[pd.DataFrame, ValueModel, TrainingWindow | None]:
+    """Customer value of every scored customer of ``snapshot``, the value model chosen for it and
+    the window that model learned from (None while no value window is observed)."""
+    scored = query_frame(connection, scored_customers_sql(snapshot.isoformat()))
+    train, validation, window = value_history(
+        connection, snapshot, horizon_days=settings.churn_horizon_days, value_days=settings.value_horizon_days,
+        training_months=settings.training_months, max_rows=settings.max_training_rows, seed=settings.seed,
+    )
+    model = fit_value_model(train, validation, settings.value_horizon_days, settings.seed)
+    return customer_value_frame(scored, model), model, window

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 import pyarrow as pa
 
@@ -35,3 +37,15 @@ def snapshot_dates(connection, table: str) -> list:
     if not table_exists(connection, schema, name):
         return []
     return [r[0] for r in connection.execute(f"select distinct cast(snapshot_date as date) from {table}").fetchall()]
+
+
+def snapshots_with_data(connection, start: date) -> list[str]:
+    """Monthly snapshots (YYYY-MM-DD) from ``start`` that come after the first order, through the
+    month after the newest; empty before silver has any order."""
+    if not table_exists(connection, "silver", "transactions"):
+        return []
+    first, last = connection.execute("select min(order_ts), max(order_ts) from silver.transactions").fetchall()[0]
+    if first is None:
+        return []
+    months = pd.date_range(start, last + pd.offsets.MonthBegin(1), freq="MS")
+    return [m.date().isoformat() for m in months if m.date() > first.date()]

@@ -7,15 +7,11 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from churn_assets.core.warehouse import query_frame, table_exists
 from churn_assets.core.features import (
     churn_labels_schema,
-    churn_labels_sql,
     customer_features_schema,
-    customer_features_sql,
-    data_through_sql,
-    horizon_observed,
-    prepare_feature_inputs,
+    features_by_snapshot,
+    labels_by_snapshot,
 )
 from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
 from churn_assets.defs.automation import refresh_after_new_data, refresh_recent_months
@@ -75,15 +71,9 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         formats = churn_settings.core().timestamp_format_list
         frames = []
         with warehouse.get_connection() as connection:
-            prepare_feature_inputs(
-                connection,
-                customers="bronze.customers" if table_exists(connection, "bronze", "customers") else None,
-                web_sessions="bronze.web_sessions" if table_exists(connection, "bronze", "web_sessions") else None,
-                timestamp_formats=formats,
-            )
-            for snapshot in _snapshots(context):
-                frames.append(query_frame(connection, customer_features_sql(snapshot, prepared=True)))
-                context.log.info(f"snapshot {snapshot}: {len(frames[-1]):,} customers")
+            for snapshot, frame in features_by_snapshot(connection, _snapshots(context), formats):
+                frames.append(frame)
+                context.log.info(f"snapshot {snapshot}: {len(frame):,} customers")
         features = pd.concat(frames, ignore_index=True)
         context.add_output_metadata(
             {
@@ -117,17 +107,9 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource
     ) -> pd.DataFrame:
         horizon = churn_settings.core().churn_horizon_days
-        frames, unobserved = [], []
         with warehouse.get_connection() as connection:
-            data_through = connection.execute(data_through_sql()).fetchall()[0][0]
-            for snapshot in _snapshots(context):
-                sql = churn_labels_sql(snapshot, horizon)
-                if not horizon_observed(snapshot, horizon, data_through):
-                    # Never partial labels: a customer who has not ordered *yet* is not a churner.
-                    sql = f"select * from ({sql}) limit 0"
-                    unobserved.append(snapshot.isoformat())
-                frames.append(query_frame(connection, sql))
-        labels = pd.concat(frames, ignore_index=True)
+            labels, unobserved, data_through = labels_by_snapshot(connection, _snapshots(context), horizon)
+        unobserved = [s.isoformat() for s in unobserved]
         if unobserved:
             context.log.info(f"{horizon}-day horizon not yet observed (data through {data_through}): {unobserved}")
         context.add_output_metadata(

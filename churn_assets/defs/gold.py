@@ -13,7 +13,7 @@ from churn_assets.core.gold import (
     retention_actions_schema,
 )
 from churn_assets.core.summary import create_views_sql, retention_summary_schema, retention_summary_sql
-from churn_assets.core.value import customer_value_frame, fit_value_model, scored_customers_sql, value_history
+from churn_assets.core.value import value_for_snapshot
 from churn_assets.core.warehouse import query_frame
 from churn_assets.defs.features import CUSTOMER_FEATURES, snapshot_partitions
 from churn_assets.defs.metadata import column_schema, dagster_type, images, preview
@@ -52,14 +52,7 @@ def build_gold_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         settings = churn_settings.core()
         snapshot = date.fromisoformat(context.partition_key)
         with warehouse.get_connection() as connection:
-            scored = query_frame(connection, scored_customers_sql(context.partition_key))
-            train, validation, window = value_history(
-                connection, snapshot, horizon_days=settings.churn_horizon_days,
-                value_days=settings.value_horizon_days, training_months=settings.training_months,
-                max_rows=settings.max_training_rows, seed=settings.seed,
-            )
-        model = fit_value_model(train, validation, settings.value_horizon_days, settings.seed)
-        frame = customer_value_frame(scored, model)
+            frame, model, window = value_for_snapshot(connection, snapshot, settings)
         by_segment = frame.groupby("risk_segment")[["expected_value", "revenue_at_risk"]].sum().round(2)
         context.add_output_metadata({
             "value_method": model.method,

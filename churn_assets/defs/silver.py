@@ -3,17 +3,15 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from churn_assets.core.warehouse import query_frame, table_exists
 from churn_assets.core.silver import (
     QUARANTINE_REASONS,
-    classified_rows_sql,
     empty_bronze_transactions_sql,
     quarantine_schema,
-    quarantine_sql,
     row_accounting_sql,
+    silver_and_quarantine,
     silver_transactions_schema,
-    silver_transactions_sql,
 )
+from churn_assets.core.warehouse import table_exists
 from churn_assets.defs.automation import refresh_after_new_data
 from churn_assets.defs.ingestion import bronze_key
 from churn_assets.defs.metadata import column_schema, dagster_type, preview
@@ -60,12 +58,9 @@ def silver_transactions(context: dg.AssetExecutionContext, churn_settings: Churn
     """Rebuilds both tables from all of bronze: one classifying SQL pass, then a split."""
     settings = churn_settings.core()
     with warehouse.get_connection() as connection:
-        classified = classified_rows_sql(
-            _bronze_transactions(connection), settings.max_abs_amount, settings.timestamp_format_list
+        silver, quarantine = silver_and_quarantine(
+            connection, _bronze_transactions(connection), settings.max_abs_amount, settings.timestamp_format_list
         )
-        connection.execute(f"create or replace temp table classified as {classified}").fetchall()
-        silver = query_frame(connection, silver_transactions_sql("classified"))
-        quarantine = query_frame(connection, quarantine_sql("classified"))
     reasons = quarantine["reason"].value_counts()
     yield dg.Output(
         silver_transactions_schema().validate(silver),
