@@ -39,6 +39,9 @@ class StepTime:
     step: str
     seconds: float
     rows: int | None = None
+    # (start, end) wall-clock times of each time the step ran, to find its peak memory
+    spans: list[tuple[float, float]] = field(default_factory=list)
+    peak_rss_mb: float | None = None
 
 
 @dataclass
@@ -52,15 +55,17 @@ class ModeResult:
     @classmethod
     def from_json(cls, text: str) -> ModeResult:
         raw = json.loads(text)
-        raw["steps"] = [StepTime(**s) for s in raw["steps"]]
+        raw["steps"] = [StepTime(**{**s, "spans": [tuple(x) for x in s["spans"]]}) for s in raw["steps"]]
         return cls(**raw)
 
 
 class PeakTreeMemory:
-    """Samples the resident memory of a process and all its descendants every ``interval`` s."""
+    """Samples the resident memory of a process and all its descendants every ``interval`` s,
+    keeping every (wall-clock time, bytes) sample so a step's peak can be read afterwards."""
 
     def __init__(self, pid: int, interval: float = 0.1):
         self.pid, self.interval, self.peak_bytes = pid, interval, 0
+        self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -71,6 +76,11 @@ class PeakTreeMemory:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+    def peak_between(self, spans: list[tuple[float, float]]) -> float | None:
+        """Peak MB of the samples taken inside any of ``spans``; None when none was."""
+        inside = [b for t, b in self.samples if any(start <= t <= end for start, end in spans)]
+        return max(inside) / 2**20 if inside else None
 
     def _sample(self) -> None:
         while not self._stop.is_set():
@@ -84,6 +94,7 @@ class PeakTreeMemory:
                     except psutil.Error:  # a child that ended between listing and reading
                         pass
                 self.peak_bytes = max(self.peak_bytes, total)
+                self.samples.append((time.time(), total))
             except psutil.Error:
                 return
             self._stop.wait(self.interval)
@@ -137,6 +148,8 @@ def _run_child(mode: str, root: Path, landing: Path, echo) -> ModeResult:
         raise RuntimeError(f"the {mode} pipeline failed (exit status {code}); see its output above")
     result = ModeResult.from_json(output.read_text())
     result.peak_rss_mb = memory.peak_bytes / 2**20
+    for step in result.steps:
+        step.peak_rss_mb = memory.peak_between([tuple(span) for span in step.spans])
     echo(f"  {mode}: {result.seconds:.1f} s, peak memory {result.peak_rss_mb:,.0f} MB")
     return result
 
@@ -165,6 +178,10 @@ def format_results(results: list[ModeResult], transactions: int) -> str:
     for result in results:
         rows.update({s.step: s.rows for s in result.steps if s.rows is not None})
     table["rows"] = pd.Series(rows, dtype="Int64")
+    for result in results:
+        table[f"{result.mode} peak MB"] = pd.Series(
+            {s.step: s.peak_rss_mb for s in result.steps if s.peak_rss_mb is not None}, dtype=float
+        )
     lines = [
         f"\nWhole pipeline on {transactions:,} transactions ({os.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GB), newest snapshot "
@@ -208,9 +225,10 @@ def _plain(settings) -> ModeResult:
     @contextmanager
     def step(name: str):
         timed = StepTime(name, 0.0)
-        started = time.perf_counter()
+        started, wall_start = time.perf_counter(), time.time()
         yield timed
         timed.seconds = time.perf_counter() - started
+        timed.spans = [(wall_start, time.time())]
         steps.append(timed)
         print(f"  {name}: {timed.seconds:.1f} s", flush=True)
 
@@ -239,6 +257,7 @@ def step_times(instance) -> list[StepTime]:
 
     seconds: dict[str, float] = {}
     rows: dict[str, int] = {}
+    spans: dict[str, list[tuple[float, float]]] = {}
     for record in instance.get_run_records():
         started: dict[str, float] = {}
         for entry in instance.all_logs(record.dagster_run.run_id):
@@ -249,13 +268,15 @@ def step_times(instance) -> list[StepTime]:
             if event.event_type == dg.DagsterEventType.STEP_START:
                 started[name] = entry.timestamp
             elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-                seconds[name] = seconds.get(name, 0.0) + entry.timestamp - started.pop(name)
+                start = started.pop(name)
+                seconds[name] = seconds.get(name, 0.0) + entry.timestamp - start
+                spans.setdefault(name, []).append((start, entry.timestamp))
             elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
                 metadata = event.event_specific_data.materialization.metadata
                 count = metadata.get("dagster/row_count") or metadata.get("dagster/partition_row_count")
                 if count is not None:
                     rows[name] = rows.get(name, 0) + int(count.value)
-    return [StepTime(name, value, rows.get(name)) for name, value in seconds.items()]
+    return [StepTime(name, value, rows.get(name), spans[name]) for name, value in seconds.items()]
 
 
 def main(argv: list[str] | None = None) -> int:

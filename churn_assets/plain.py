@@ -56,7 +56,7 @@ class PlainPipelineError(RuntimeError):
 def run_plain_pipeline(settings: Settings, step: Step) -> str:
     """Build every table of the warehouse at ``settings.warehouse_path`` from the landed files and
     plan the newest snapshot. Returns that snapshot (YYYY-MM-DD)."""
-    with duckdb.connect(str(settings.warehouse_path)) as connection:
+    with duckdb.connect(str(settings.warehouse_path), config=settings.duckdb_config) as connection:
         for schema in ("bronze", "silver", "ml", "gold"):
             connection.execute(f"create schema if not exists {schema}")
         _bronze(connection, settings, step)

@@ -6,12 +6,14 @@ shows up in ``dagster dev`` afterwards.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
 import pandas as pd
+import psutil
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -33,6 +35,10 @@ from churn_assets.settings import Settings
 
 # Failures are reported in the summary (and in full in the UI), so the console stays quiet.
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# "host:pid:process start time" of the process that executes a run in process, so a later run
+# can tell that process is gone (killed) and release what its run still holds.
+PROCESS_TAG = "churn_assets/process"
+UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
 @dataclass
@@ -110,6 +116,11 @@ def run_pipeline(
     instance = instance or dg.DagsterInstance.get()
     definitions = build_definitions(settings)
     report = PipelineReport(settings)
+    for run_id in fail_abandoned_runs(instance):
+        report.notices.append(
+            f"run {run_id} was left unfinished by a process that no longer exists (killed?): marked "
+            "failed and its DuckDB pool slot released; what it did not finish is rebuilt below"
+        )
     plan = plan_ingestion(instance, settings.landing_dir)
     report.notices += plan.notes
     for decision in plan.decisions:
@@ -173,9 +184,7 @@ def _train_and_score(instance, definitions, settings, run_config, report, echo, 
     without_model = []
     for key in stale:
         started = time.perf_counter()
-        result = job.execute_in_process(
-            instance=instance, partition_key=key, run_config=run_config, raise_on_error=False
-        )
+        result = _execute(job, instance, run_config, partition_key=key)
         line = _model_line(result, key)
         if line is None:
             without_model.append(key)
@@ -224,9 +233,7 @@ def _materialized_at(instance: dg.DagsterInstance, key: dg.AssetKey, partition: 
 def _build(instance, definitions, job_name, layer, run_config, report, echo, tags=None) -> None:
     echo(f"Building {layer} ...")
     started = time.perf_counter()
-    result = definitions.resolve_job_def(job_name).execute_in_process(
-        instance=instance, run_config=run_config, raise_on_error=False, tags=tags
-    )
+    result = _execute(definitions.resolve_job_def(job_name), instance, run_config, tags)
     if result.success:
         echo(f"  {layer} built in {time.perf_counter() - started:.1f} s")
     else:
@@ -255,9 +262,7 @@ def _ingest(instance, definitions, settings, source, decisions, run_config, repo
             continue
         started = time.perf_counter()
         tags = {ASSET_PARTITION_RANGE_START_TAG: span[0], ASSET_PARTITION_RANGE_END_TAG: span[-1]}
-        result = job.execute_in_process(
-            instance=instance, tags=tags, run_config=run_config, raise_on_error=False
-        )
+        result = _execute(job, instance, run_config, tags)
         if result.success:
             rows = _rows_written(result)
             report.ingested[source] = report.ingested.get(source, 0) + rows
@@ -270,13 +275,7 @@ def _ingest(instance, definitions, settings, source, decisions, run_config, repo
             reason = _unreadable_reason(decision, settings.column_map(source))
             report.failures.append(f"{reason} (unchanged since its failed run)")
             continue
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=decision.file.name,
-            tags={SHA_TAG: decision.sha256},
-            run_config=run_config,
-            raise_on_error=False,
-        )
+        result = _execute(job, instance, run_config, {SHA_TAG: decision.sha256}, partition_key=decision.file.name)
         if result.success:
             rows = _rows_written(result)
             report.ingested[source] = report.ingested.get(source, 0) + rows
@@ -284,6 +283,44 @@ def _ingest(instance, definitions, settings, source, decisions, run_config, repo
         else:
             report.failures.append(_failure(result))
             echo(f"  refused {decision.file.file_id} (see the failed run in the UI)")
+
+
+def _execute(job, instance, run_config, tags=None, **kwargs) -> dg.ExecuteInProcessResult:
+    """``job`` in this process, tagged with this process so a killed run can be recognised."""
+    return job.execute_in_process(
+        instance=instance, run_config=run_config, raise_on_error=False,
+        tags={**(tags or {}), PROCESS_TAG: _this_process()}, **kwargs,
+    )
+
+
+def _this_process() -> str:
+    me = psutil.Process()
+    return f"{socket.gethostname()}:{me.pid}:{me.create_time():.2f}"
+
+
+def _process_gone(tag: str) -> bool:
+    """Whether the process a PROCESS_TAG names has ended; False when it ran on another host."""
+    host, pid, created = tag.rsplit(":", 2)
+    if host != socket.gethostname():
+        return False
+    try:
+        return abs(psutil.Process(int(pid)).create_time() - float(created)) > 0.1  # pid reused
+    except psutil.NoSuchProcess:
+        return True
+
+
+def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the unfinished in-process runs whose process is gone, and free the pool slots
+    they claimed. Such a run (``churn-assets run`` killed) would otherwise hold the one
+    DuckDB slot forever: no daemon monitors a run executed in process."""
+    abandoned = [
+        run for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED))
+        if PROCESS_TAG in run.tags and _process_gone(run.tags[PROCESS_TAG])
+    ]
+    for run in abandoned:
+        instance.report_run_failed(run, message="The process executing this run ended without finishing it.")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    return [run.run_id for run in abandoned]
 
 
 def _rows_written(result: dg.ExecuteInProcessResult) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,6 +17,10 @@ from pathlib import Path
 
 class SettingsError(ValueError):
     """A setting has a value the project cannot use; the message names the variable."""
+
+
+# DuckDB's size units; anything else would reach DuckDB's SET statement unchecked.
+_MEMORY_SIZE = re.compile(r"[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 
 def _setting(default, env: str, doc: str):
@@ -106,6 +111,15 @@ class Settings:
     sample_start: date = _setting(
         date(2024, 1, 1), "CHURN_SAMPLE_START", "First day of generated sample data."
     )
+    duckdb_memory_limit: str = _setting(
+        "4GB", "CHURN_DUCKDB_MEMORY_LIMIT",
+        "Memory DuckDB may use per process before it spills to disk next to the warehouse (e.g. 4GB, 512MB).",
+    )
+
+    @property
+    def duckdb_config(self) -> dict[str, str]:
+        """DuckDB connection settings every connection to the warehouse in a process shares."""
+        return {"memory_limit": self.duckdb_memory_limit.replace(" ", "")}
 
     def __post_init__(self) -> None:
         if self.start_date.day != 1:
@@ -129,6 +143,10 @@ class Settings:
         if not 0 <= self.control_share < 1:
             raise SettingsError(f"CHURN_CONTROL_SHARE must be in [0, 1), got {self.control_share}")
         self.action_catalogue  # noqa: B018
+        if not _MEMORY_SIZE.fullmatch(self.duckdb_memory_limit):
+            raise SettingsError(
+                f"CHURN_DUCKDB_MEMORY_LIMIT must be a size like 4GB or 512MB, got {self.duckdb_memory_limit!r}"
+            )
         for name in ("champion_tolerance", "contact_cost", "budget"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{_env_name(name)} must not be negative, got {getattr(self, name)}")

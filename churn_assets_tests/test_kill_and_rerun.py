@@ -19,12 +19,12 @@ from churn_assets.core.generate import SampleConfig, generate_sample, write_land
 
 FEATURES_STEP = "silver__customer_features"
 COMPARED = {
-    "silver.transactions": "select * exclude (_ingested_at) from silver.transactions order by order_id",
+    "silver.transactions": "select * from silver.transactions order by order_id",
     "silver.customer_features": "select * from silver.customer_features order by snapshot_date, customer_id",
     "silver.churn_labels": "select * from silver.churn_labels order by snapshot_date, customer_id",
     "ml.churn_predictions": "select snapshot_date, customer_id, churn_probability, risk_segment, reason_1 "
                             "from ml.churn_predictions order by snapshot_date, customer_id",
-    "gold.retention_actions": "select * exclude (model_version) from gold.retention_actions "
+    "gold.retention_actions": "select * from gold.retention_actions "
                               "order by snapshot_date, customer_id",
 }
 
@@ -32,30 +32,45 @@ COMPARED = {
 def _env(home: Path) -> dict[str, str]:
     return {
         **os.environ, "CHURN_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
-        "CHURN_START_DATE": "2024-06-01", "CHURN_MAX_TRAINING_ROWS": "5000",
+        "CHURN_START_DATE": "2024-06-01", "CHURN_MAX_TRAINING_ROWS": "5000", "PYTHONUNBUFFERED": "1",
     }
 
 
-def _run(home: Path, **popen) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "churn_assets.cli", "run"], env=_env(home), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, start_new_session=True, **popen,
-    )
+def _run(home: Path, log: Path) -> subprocess.Popen:
+    """``churn-assets run`` in its own process group, output to ``log`` (a pipe nobody reads would
+    fill and stall the run)."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "churn_assets.cli", "run"], env=_env(home), stdin=subprocess.DEVNULL,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
 
 
-def _features_step_running(dagster_home: Path) -> bool:
-    """Whether the features step has started and not finished, read from the run's event log."""
-    if not (dagster_home / "dagster.yaml").exists() or not (dagster_home / "history").exists():
-        return False
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    try:
-        with dg.DagsterInstance.get() as instance:
-            started = instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.STEP_START), limit=50)
-            finished = instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.STEP_SUCCESS), limit=50)
-    except Exception:  # the instance's storage is still being created by the run
-        return False
-    step_keys = lambda records: {r.event_log_entry.step_key for r in records}  # noqa: E731
-    return FEATURES_STEP in step_keys(started) - step_keys(finished)
+def _step_running(instance: dg.DagsterInstance, step_key: str) -> bool:
+    """Whether ``step_key`` has started and not yet finished in a run that is still going."""
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+        events = instance.all_logs(run.run_id, of_type={dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS})
+        states = {e.dagster_event.event_type for e in events if e.step_key == step_key}
+        if states == {dg.DagsterEventType.STEP_START}:
+            return True
+    return False
+
+
+def _kill_during(process: subprocess.Popen, dagster_home: Path, step_key: str, log: Path, timeout: float = 300) -> None:
+    """SIGKILL ``process``'s group as soon as ``step_key`` is seen running."""
+    deadline = time.monotonic() + timeout
+    # Opened only once the run is ingesting: two processes creating the same SQLite storage race.
+    while "Ingesting" not in log.read_text():
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"the run never started ingesting:\n{log.read_text()}"
+        time.sleep(0.1)
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        while not _step_running(instance, step_key):
+            assert process.poll() is None, f"the run ended before {step_key} was seen:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"{step_key} never started:\n{log.read_text()}"
+            time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _tables(home: Path) -> dict[str, pd.DataFrame]:
@@ -66,7 +81,7 @@ def _tables(home: Path) -> dict[str, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def landed(tmp_path_factory):
     root = tmp_path_factory.mktemp("kill")
-    sample = generate_sample(SampleConfig(customers=1200, months=12, seed=11))
+    sample = generate_sample(SampleConfig(customers=800, months=12, seed=11))
     for name in ("killed", "clean"):
         write_landing(sample, root / name / "landing")
     return root
@@ -74,21 +89,8 @@ def landed(tmp_path_factory):
 
 def test_sigkill_mid_materialization_loses_nothing_and_a_rerun_matches_a_clean_run(landed):
     killed, clean = landed / "killed", landed / "clean"
-    previous_home = os.environ.get("DAGSTER_HOME")
-    process = _run(killed, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while not _features_step_running(killed / "dagster"):
-            assert process.poll() is None, process.stdout.read().decode()
-            assert time.monotonic() < deadline, "the features step never started"
-            time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    finally:
-        if previous_home is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = previous_home
+    process = _run(killed, landed / "killed.log")
+    _kill_during(process, killed / "dagster", FEATURES_STEP, landed / "killed.log")
     assert process.returncode == -signal.SIGKILL
 
     with duckdb.connect(str(killed / "warehouse.duckdb"), read_only=True) as connection:
@@ -105,6 +107,8 @@ def test_sigkill_mid_materialization_loses_nothing_and_a_rerun_matches_a_clean_r
     rerun = subprocess.run([sys.executable, "-m", "churn_assets.cli", "run"], env=_env(killed), capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "features and labels" in rerun.stdout  # rebuilt, not skipped as up to date
+    # The killed run held the one DuckDB pool slot; without releasing it the re-run would wait forever.
+    assert "left unfinished by a process that no longer exists" in rerun.stdout
     reference = subprocess.run([sys.executable, "-m", "churn_assets.cli", "run"], env=_env(clean), capture_output=True, text=True)
     assert reference.returncode == 0, reference.stdout + reference.stderr
 

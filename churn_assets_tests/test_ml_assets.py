@@ -1,6 +1,9 @@
 """The model, its champion gate and the predictions through a real instance, warehouse and MLflow store."""
 
 import dataclasses
+import os
+import subprocess
+import sys
 from datetime import date, timedelta
 
 import dagster as dg
@@ -165,3 +168,52 @@ def test_report_scores_the_plan_against_the_latent_truth_and_an_oracle(trained, 
     oracle_value = float(table["oracle (knows the truth)"][3])
     plan_value = float(table["optimised plan"][3])
     assert 0 < plan_value <= oracle_value and float(table["oracle (knows the truth)"][5]) == 1.0
+
+
+def _step_window(instance, run_id: str, step_key: str) -> tuple[float, float]:
+    events = instance.all_logs(run_id, of_type={
+        dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE,
+    })
+    times = [e.timestamp for e in events if e.step_key == step_key]
+    return min(times), max(times)
+
+
+def test_zz_overlapping_runs_never_promote_a_worse_model(trained):  # last: it adds versions
+    """Three runs for the same month start together, as a user clicking twice and a schedule might:
+    one trained as usual, two deliberately weak. No weak version may end as champion."""
+    settings, instance, _ = trained
+    uri = settings.mlflow_tracking_uri
+    before = {v.version for v in MlflowClient(uri).search_model_versions("name = 'churn_model'")}
+    common = {
+        **os.environ, "CHURN_HOME": str(settings.churn_home), "CHURN_START_DATE": "2024-06-01",
+        "CHURN_MAX_TRAINING_ROWS": str(settings.max_training_rows), "PYTHONUNBUFFERED": "1",
+    }
+    weak = {"CHURN_MAX_TRAINING_ROWS": "40", "CHURN_MODEL_CANDIDATES": "logistic_regression"}
+    command = [
+        sys.executable, "-m", "dagster", "asset", "materialize", "-m", "churn_assets.definitions",
+        "--select", "ml/churn_model", "--partition", "2025-01-01",
+    ]
+    processes = [
+        subprocess.Popen(command, env={**common, **extra}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for extra in ({}, weak, weak)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+
+    client = MlflowClient(uri)
+    new = [v for v in client.search_model_versions("name = 'churn_model'") if v.version not in before]
+    assert len(new) == 3, outputs
+    weak_versions = {v.version for v in new if client.get_run(v.run_id).data.params["max_training_rows"] == "40"}
+    assert len(weak_versions) == 2
+    tags = {v.version: client.get_model_version("churn_model", v.version).tags.get(registry.GATE_TAG) for v in new}
+    assert {tags[v] for v in weak_versions} == {"failed"}, tags
+    champion = registry.champion(uri)
+    assert champion.version not in weak_versions
+    assert champion.tags.get(registry.GATE_TAG) != "failed"
+    # The runs overlapped in time; their model steps did not: the DuckDB pool serialized them, so
+    # each gate compared against the champion the previous one left.
+    runs = [r for r in instance.get_run_records() if r.dagster_run.tags.get("dagster/partition") == "2025-01-01"
+            and r.dagster_run.job_name == "__ASSET_JOB"]
+    assert len(runs) == 3, [r.dagster_run.job_name for r in instance.get_run_records()]
+    assert max(r.start_time for r in runs) < min(r.end_time for r in runs)
+    steps = sorted(_step_window(instance, r.dagster_run.run_id, "ml__churn_model") for r in runs)
+    assert all(earlier[1] <= later[0] for earlier, later in zip(steps, steps[1:])), steps

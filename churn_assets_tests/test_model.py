@@ -11,7 +11,9 @@ from churn_assets.core.explain import contributions, describe, top_reasons, typi
 from churn_assets.core.model import (
     NUMERIC_FEATURES,
     NotEnoughHistory,
+    candidate_models,
     champion_decision,
+    importance_by_feature,
     labelled_features_sql,
     model_inputs,
     retention_profit,
@@ -149,3 +151,29 @@ def test_reasons_predict_only_rows_away_from_the_typical_value_and_only_for_the_
     assert predicted_rows == [3, 1, 1]  # every row once, then only the one row that differs per feature
     assert effects["recency_days"].tolist() == pytest.approx([0.0, 0.0, 0.04])
     assert effects["orders_90d"].tolist() == pytest.approx([0.0, -0.1, 0.0])
+
+
+def test_a_logistic_models_coefficients_map_back_to_the_features_reasons_can_name():
+    rng = np.random.default_rng(0)
+    inputs = model_inputs(pd.DataFrame({
+        **{c: rng.normal(size=200) for c in NUMERIC_FEATURES},
+        "days_since_last_session": np.where(rng.random(200) < 0.3, np.nan, rng.normal(size=200)),
+        "segment": rng.choice(["gold", "silver", "bronze"], size=200),
+    }))
+    churned = (inputs["recency_days"] + rng.normal(scale=0.5, size=200) > 0).astype(int)
+    pipeline = candidate_models(seed=0)["logistic_regression"].fit(inputs, churned)
+    names = pipeline.named_steps["prepare"].get_feature_names_out()
+    coefficients = pd.Series(pipeline.named_steps["model"].coef_[0], index=names)
+    assert not set(coefficients.index) & set(inputs.columns)  # the pipeline renames every column
+    by_feature = importance_by_feature(coefficients)
+    assert by_feature.index[0] == "recency_days"
+    assert set(by_feature.index) == set(inputs.columns)  # one-hot and missing-indicator columns fold back
+    assert typical_values(inputs, list(by_feature.index[:8]))  # what the reasons of such a model use
+
+
+def test_reasons_are_empty_rather_than_failing_when_fewer_features_than_reasons_can_be_named():
+    inputs = model_inputs(pd.DataFrame({**{c: [1.0, 2.0] for c in NUMERIC_FEATURES}, "segment": ["gold", "gold"]}))
+    effects = contributions(lambda x: x["recency_days"].to_numpy() / 10, inputs, {"recency_days": 1.0})
+    reasons = top_reasons(inputs, effects)
+    assert reasons["reason_1"].tolist() == [None, "last order 2 days ago (raises risk 10 pts)"]
+    assert reasons["reason_2"].tolist() == reasons["reason_3"].tolist() == [None, None]

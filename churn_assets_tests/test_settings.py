@@ -30,6 +30,8 @@ def test_unset_variables_keep_defaults():
         ("CHURN_HORIZON_DAYS", "-5", "CHURN_HORIZON_DAYS must be positive"),
         ("CHURN_SEED", "x", "CHURN_SEED='x' is not a valid int"),
         ("CHURN_TIMESTAMP_FORMATS", "%Y-%m-%d;12/1/2010", "'12/1/2010' has no strptime directive"),
+        ("CHURN_DUCKDB_MEMORY_LIMIT", "4GB'; drop table silver.transactions; --", "must be a size like 4GB"),
+        ("CHURN_DUCKDB_MEMORY_LIMIT", "lots", "must be a size like 4GB"),
     ],
 )
 def test_bad_values_name_the_variable(variable, value, message):

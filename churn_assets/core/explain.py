@@ -100,6 +100,9 @@ def top_reasons(inputs: pd.DataFrame, effects: pd.DataFrame, count: int = 3) -> 
     rows = np.arange(len(values))
     reasons = {}
     for k in range(count):
+        if k >= values.shape[1]:  # a model with fewer explainable features than reasons asked for
+            reasons[f"reason_{k + 1}"] = [None] * len(values)
+            continue
         picked = order[:, k]
         effect = values[rows, picked]
         reasons[f"reason_{k + 1}"] = [

@@ -340,6 +340,19 @@ def champion_decision(
     )
 
 
+def importance_by_feature(importance: pd.Series) -> pd.Series:
+    """Largest absolute importance per input feature, however the pipeline named its columns
+    (``numbers__recency_days``, ``numbers__missingindicator_x``, ``categories__segment_gold``)."""
+    def feature(column: str) -> str:
+        name = column.split("__", 1)[-1].removeprefix("missingindicator_")
+        if name in FEATURE_COLUMNS:
+            return name
+        return next((c for c in CATEGORICAL_FEATURES if name.startswith(f"{c}_")), name)
+
+    by_feature = importance.abs().groupby(importance.index.map(feature)).max()
+    return by_feature[by_feature.index.isin(FEATURE_COLUMNS)].sort_values(ascending=False)
+
+
 def feature_importance(result: TrainingResult, validation_inputs: pd.DataFrame, seed: int) -> pd.Series:
     """Standardized coefficients for a logistic model; otherwise permutation importance (drop in
     ROC-AUC) on up to 2,000 validation rows, since boosted trees have no coefficients."""

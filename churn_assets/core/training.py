@@ -19,6 +19,7 @@ from churn_assets.core.model import (
     TrainingResult,
     TrainingWindow,
     feature_importance,
+    importance_by_feature,
     labelled_features_sql,
     metrics_table,
     model_inputs,
@@ -96,7 +97,7 @@ def train_and_register(settings, data: TrainingData, tags: dict[str, str]) -> Tr
         tags=tags,
         figures=figures,
         profile={
-            "typical": typical_values(x_train, list(importance.abs().nlargest(REASON_FEATURES).index)),
+            "typical": typical_values(x_train, list(importance_by_feature(importance).index[:REASON_FEATURES])),
             "drift": reference_profile(x_train, result.best.model.predict_proba(x_train)[:, 1]),
         },
         tables={"metrics": metrics.reset_index(), "importance": importance.rename("value").reset_index()},

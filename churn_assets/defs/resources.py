@@ -141,7 +141,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
     settings.churn_home.mkdir(parents=True, exist_ok=True)
     database = str(settings.warehouse_path)
     return {
-        "io_manager": WarehouseIOManager(database=database),
-        "warehouse": DuckDBResource(database=database),
+        "io_manager": WarehouseIOManager(database=database, connection_config=settings.duckdb_config),
+        "warehouse": DuckDBResource(database=database, connection_config=settings.duckdb_config),
         "churn_settings": ChurnSettings.from_settings(settings),
     }
