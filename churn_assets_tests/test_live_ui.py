@@ -28,8 +28,9 @@ from churn_assets_tests.live import (
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("CHURN_TEST_ARTIFACTS", PROJECT_ROOT / "test-artifacts"))
-# Generated data covers 2024-01 .. 2024-12; snapshots start 2024-06, so 2024-06 .. 2025-01 hold data.
-SNAPSHOTS_WITH_DATA = [f"{d:%Y-%m-%d}" for d in pd.date_range("2024-06-01", "2025-01-01", freq="MS")]
+# Generated data covers 2024-01 .. 2024-12; snapshots start 2024-08 (earlier ones would only add
+# runs), so 2024-08 .. 2025-01 hold data, and 2025-01 has the two labelled months a model needs.
+SNAPSHOTS_WITH_DATA = [f"{d:%Y-%m-%d}" for d in pd.date_range("2024-08-01", "2025-01-01", freq="MS")]
 SNAPSHOT_ASSETS = [
     ["silver", "customer_features"], ["silver", "churn_labels"], ["ml", "churn_model"], ["ml", "churn_predictions"],
     ["gold", "customer_value"], ["gold", "retention_actions"], ["gold", "retention_summary"],
@@ -64,7 +65,7 @@ def live(tmp_path_factory):
     root = tmp_path_factory.mktemp("live")
     home = root / "home"
     env = {
-        "CHURN_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "CHURN_START_DATE": "2024-06-01",
+        "CHURN_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "CHURN_START_DATE": SNAPSHOTS_WITH_DATA[0],
         "CHURN_MAX_TRAINING_ROWS": "5000", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
     staging = root / "staging"
@@ -124,14 +125,20 @@ def test_every_asset_materialized_with_the_lineage_bronze_silver_ml_gold(live):
 
 
 def test_every_asset_check_passed(live):
+    """Every check ran on its asset's latest materialization and passed; a warning-severity check
+    (the drift check, which a 600-customer sample can trip) may warn but must have run."""
     dagster, _, _ = live
-    outcomes = {}
+    outcomes, warnings = {}, {}
     for key, node in asset_nodes(dagster).items():
         for check in node["assetChecksOrError"].get("checks", []):
             execution = check["executionForLatestMaterialization"]
-            outcomes[f"{key}:{check['name']}"] = execution["status"] if execution else "NOT_RUN"
-    assert outcomes, "no asset checks found"
+            name = f"{key}:{check['name']}"
+            outcomes[name] = execution["status"] if execution else "NOT_RUN"
+            if execution and execution["status"] == "FAILED" and (execution["evaluation"] or {}).get("severity") == "WARN":
+                warnings[name] = outcomes.pop(name)
+    assert len(outcomes) >= 10, outcomes
     assert {k: v for k, v in outcomes.items() if v != "SUCCEEDED"} == {}
+    assert set(warnings) <= {"ml/churn_predictions:feature_and_score_drift"}
 
 
 def test_webserver_listens_on_loopback_only(live):
