@@ -117,10 +117,7 @@ def _silver(connection, settings: Settings, step: Step) -> None:
 def _snapshots(connection, settings: Settings, snapshots: list[str], step: Step) -> None:
     with step("silver.customer_features") as timed:
         dates = [date.fromisoformat(s) for s in snapshots]
-        features = pd.concat(
-            [frame for _, frame in features_by_snapshot(connection, dates, settings.timestamp_format_list)],
-            ignore_index=True,
-        )
+        features = features_by_snapshot(connection, dates, settings.timestamp_format_list)
         _write(connection, "silver.customer_features", customer_features_schema().validate(features))
         timed.rows = len(features)
     for check, sql in (

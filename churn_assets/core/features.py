@@ -13,7 +13,7 @@ import pandas as pd
 import pandera.pandas as pandera
 
 from churn_assets.core.sources import timestamp_sql
-from churn_assets.core.warehouse import query_frame, table_exists
+from churn_assets.core.warehouse import query_frames, table_exists
 
 FEATURE_COLUMNS = (
     "recency_days",
@@ -185,17 +185,16 @@ def customer_features_sql(
     """
 
 
-def features_by_snapshot(connection, snapshots: list[date], timestamp_formats: tuple[str, ...] = ()):
-    """Yield (snapshot, features) for each snapshot, from silver and whichever optional bronze
-    sources exist; the typed inputs are prepared once for all of them."""
+def features_by_snapshot(connection, snapshots: list[date], timestamp_formats: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Features of every snapshot in one frame, from silver and whichever optional bronze sources
+    exist; the typed inputs are prepared once for all of them."""
     prepare_feature_inputs(
         connection,
         customers="bronze.customers" if table_exists(connection, "bronze", "customers") else None,
         web_sessions="bronze.web_sessions" if table_exists(connection, "bronze", "web_sessions") else None,
         timestamp_formats=timestamp_formats,
     )
-    for snapshot in snapshots:
-        yield snapshot, query_frame(connection, customer_features_sql(snapshot, prepared=True))
+    return query_frames(connection, [customer_features_sql(s, prepared=True) for s in snapshots])
 
 
 def labels_by_snapshot(connection, snapshots: list[date], horizon_days: int) -> tuple[pd.DataFrame, list[date], object]:
@@ -204,11 +203,11 @@ def labels_by_snapshot(connection, snapshots: list[date], horizon_days: int) -> 
     timestamp the data runs through."""
     data_through = connection.execute(data_through_sql()).fetchall()[0][0]
     observed = [s for s in snapshots if horizon_observed(s, horizon_days, data_through)]
-    frames = [query_frame(connection, churn_labels_sql(s, horizon_days)) for s in observed]
-    if not frames:
-        frames = [query_frame(connection, f"select * from ({churn_labels_sql(snapshots[0], horizon_days)}) limit 0")]
+    sqls = [churn_labels_sql(s, horizon_days) for s in observed] or [
+        f"select * from ({churn_labels_sql(snapshots[0], horizon_days)}) limit 0"
+    ]
     unobserved = [s for s in snapshots if s not in observed]
-    return pd.concat(frames, ignore_index=True), unobserved, data_through
+    return query_frames(connection, sqls), unobserved, data_through
 
 
 def data_through_sql(transactions: str = "silver.transactions") -> str:

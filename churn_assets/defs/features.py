@@ -69,15 +69,13 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource
     ) -> pd.DataFrame:
         formats = churn_settings.core().timestamp_format_list
-        frames = []
+        snapshots = _snapshots(context)
         with warehouse.get_connection() as connection:
-            for snapshot, frame in features_by_snapshot(connection, _snapshots(context), formats):
-                frames.append(frame)
-                context.log.info(f"snapshot {snapshot}: {len(frame):,} customers")
-        features = pd.concat(frames, ignore_index=True)
+            features = features_by_snapshot(connection, snapshots, formats)
+        context.log.info(f"{len(snapshots)} snapshot(s), {len(features):,} customer rows")
         context.add_output_metadata(
             {
-                "snapshots": len(frames),
+                "snapshots": len(snapshots),
                 "customers_per_snapshot": dg.MetadataValue.md(
                     features.groupby("snapshot_date").size().rename("customers").to_frame().to_markdown()
                     if len(features) else "none"
