@@ -32,7 +32,7 @@ COMPARED = {
 def _env(home: Path) -> dict[str, str]:
     return {
         **os.environ, "CHURN_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
-        "CHURN_START_DATE": "2024-08-01", "CHURN_MAX_TRAINING_ROWS": "5000", "PYTHONUNBUFFERED": "1",
+        "CHURN_START_DATE": "2024-09-01", "CHURN_MAX_TRAINING_ROWS": "5000", "PYTHONUNBUFFERED": "1",
     }
 
 

@@ -28,9 +28,10 @@ from churn_assets_tests.live import (
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("CHURN_TEST_ARTIFACTS", PROJECT_ROOT / "test-artifacts"))
-# Generated data covers 2024-01 .. 2024-12; snapshots start 2024-08 (earlier ones would only add
-# runs), so 2024-08 .. 2025-01 hold data, and 2025-01 has the two labelled months a model needs.
-SNAPSHOTS_WITH_DATA = [f"{d:%Y-%m-%d}" for d in pd.date_range("2024-08-01", "2025-01-01", freq="MS")]
+# Generated data covers 2024-01 .. 2024-12; snapshots start 2024-09 (earlier ones would only add
+# runs), so 2024-09 .. 2025-01 hold data, and 2025-01 has the two labelled months a model needs
+# (2024-09 and 2024-10, whose 90-day horizons end by 2025-01-01).
+SNAPSHOTS_WITH_DATA = [f"{d:%Y-%m-%d}" for d in pd.date_range("2024-09-01", "2025-01-01", freq="MS")]
 SNAPSHOT_ASSETS = [
     ["silver", "customer_features"], ["silver", "churn_labels"], ["ml", "churn_model"], ["ml", "churn_predictions"],
     ["gold", "customer_value"], ["gold", "retention_actions"], ["gold", "retention_summary"],

@@ -5,6 +5,7 @@ Plain MLflow calls against the tracking URI from settings (an SQLite store by de
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+from filelock import FileLock
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
@@ -158,7 +160,24 @@ def apply_champion_gate(
     validation_inputs: pd.DataFrame, tolerance: float,
 ) -> tuple[GateDecision, dict]:
     """Score the current champion on ``version``'s validation rows, decide, record the outcome on
-    the version and move the alias when it passes. Returns the decision and what it compared."""
+    the version and move the alias when it passes. Returns the decision and what it compared.
+
+    Read, compare and promote happen under one lock: two overlapping runs must not both compare
+    against the same old champion and then promote in the wrong order. Dagster's pool does not
+    guarantee that (two processes were seen to claim its single SQLite-backed slot at once)."""
+    with FileLock(_gate_lock_path(tracking_uri), timeout=600):
+        return _gate(tracking_uri, version, snapshot, roc_auc, churned, validation_inputs, tolerance)
+
+
+def _gate_lock_path(tracking_uri: str) -> str:
+    """Next to a SQLite store; in the temp folder, named after the URI, for any other store."""
+    if tracking_uri.startswith("sqlite:///"):
+        return tracking_uri.removeprefix("sqlite:///") + ".champion.lock"
+    digest = hashlib.sha256(tracking_uri.encode()).hexdigest()[:16]
+    return str(Path(tempfile.gettempdir()) / f"churn_assets-{digest}.champion.lock")
+
+
+def _gate(tracking_uri, version, snapshot, roc_auc, churned, validation_inputs, tolerance) -> tuple[GateDecision, dict]:
     current = champion(tracking_uri)
     champion_snapshot = champion_auc = None
     compared = {}
