@@ -14,8 +14,8 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-from filelock import FileLock
 import pandas as pd
+from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
