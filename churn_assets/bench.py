@@ -107,21 +107,15 @@ def customers_for(transactions: int) -> int:
 
 def run_bench(transactions: int, modes: tuple[str, ...], workdir: Path | None, keep: bool, seed: int, echo=print) -> list[ModeResult]:
     """Generate, run each mode in a child process, print the table; returns the results."""
-    from churn_assets.core.generate import SampleConfig, generate_sample, write_landing, write_truth
+    from churn_assets.core.generate import SampleConfig
 
     root = Path(workdir or tempfile.mkdtemp(prefix="churn-bench-")).resolve()
     landing = root / "landing"
     try:
         config = SampleConfig(customers=customers_for(transactions), seed=seed)
-        echo(f"Generating about {transactions:,} transactions ({config.customers:,} customers, "
-             f"{config.months} months) into {landing} ...")
-        started = time.perf_counter()
-        sample = generate_sample(config)
-        write_landing(sample, landing, "csv")
-        write_truth(sample, root / "truth")
-        generated = len(sample.transactions)
-        del sample
-        echo(f"  {generated:,} transactions in {time.perf_counter() - started:.1f} s (not part of the timings)")
+        generated = _reuse_sample(root, config, echo)
+        if generated is None:
+            generated = _generate(root, config, echo)
         results = [_run_child(mode, root, landing, echo) for mode in modes]
     finally:
         if not keep and workdir is None:
@@ -130,6 +124,49 @@ def run_bench(transactions: int, modes: tuple[str, ...], workdir: Path | None, k
     if keep or workdir is not None:
         echo(f"Kept {root}")
     return results
+
+
+SAMPLE_RECORD = "sample.json"
+
+
+def _reuse_sample(root: Path, config, echo) -> int | None:
+    """The transaction count of a sample an earlier run generated in ``root`` with the same
+    customers and seed, or None; generating ten million transactions takes minutes."""
+    record = root / SAMPLE_RECORD
+    if not record.is_file() or not (root / "landing").is_dir():
+        return None
+    kept = json.loads(record.read_text())
+    if (kept.get("customers"), kept.get("seed")) != (config.customers, config.seed):
+        return None
+    echo(f"Reusing the {kept['transactions']:,} transactions generated earlier in {root / 'landing'} "
+         f"({config.customers:,} customers, seed {config.seed})")
+    return int(kept["transactions"])
+
+
+def _generate(root: Path, config, echo) -> int:
+    """Generate the sample into ``root``/landing and its truth, and record what was made."""
+    from churn_assets.core.generate import generate_sample, write_landing, write_truth
+
+    landing = root / "landing"
+    (root / SAMPLE_RECORD).unlink(missing_ok=True)
+    shutil.rmtree(landing, ignore_errors=True)
+    echo(f"Generating about {customers_to_transactions(config.customers):,} transactions ({config.customers:,} "
+         f"customers, {config.months} months) into {landing} ...")
+    started = time.perf_counter()
+    sample = generate_sample(config)
+    write_landing(sample, landing, "csv")
+    write_truth(sample, root / "truth")
+    generated = len(sample.transactions)
+    del sample
+    echo(f"  {generated:,} transactions in {time.perf_counter() - started:.1f} s (not part of the timings)")
+    (root / SAMPLE_RECORD).write_text(
+        json.dumps({"customers": config.customers, "seed": config.seed, "transactions": generated})
+    )
+    return generated
+
+
+def customers_to_transactions(customers: int) -> int:
+    return round(customers * TRANSACTIONS_PER_CUSTOMER)
 
 
 def _run_child(mode: str, root: Path, landing: Path, echo) -> ModeResult:
@@ -150,6 +187,7 @@ def _run_child(mode: str, root: Path, landing: Path, echo) -> ModeResult:
     result.peak_rss_mb = memory.peak_bytes / 2**20
     for step in result.steps:
         step.peak_rss_mb = memory.peak_between([tuple(span) for span in step.spans])
+    output.write_text(json.dumps(asdict(result)))  # with the peaks the child could not see
     echo(f"  {mode}: {result.seconds:.1f} s, peak memory {result.peak_rss_mb:,.0f} MB")
     return result
 

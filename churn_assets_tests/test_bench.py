@@ -40,3 +40,18 @@ def test_bench_sizes_the_sample_by_transactions_and_refuses_nonsense(capsys):
         cli_main(["bench", "--transactions", "0"])
     assert refused.value.code == 2
     assert "must be a positive whole number" in capsys.readouterr().err
+
+
+def test_a_workdir_reuses_its_generated_sample_only_for_the_same_size_and_seed(tmp_path):
+    from churn_assets.bench import _generate, _reuse_sample
+    from churn_assets.core.generate import SampleConfig
+
+    config = SampleConfig(customers=200, seed=3)
+    lines: list[str] = []
+    assert _reuse_sample(tmp_path, config, lines.append) is None  # nothing generated yet
+    generated = _generate(tmp_path, config, lines.append)
+    assert generated > 0 and any((tmp_path / "landing").rglob("*.csv"))
+    assert _reuse_sample(tmp_path, config, lines.append) == generated
+    assert "Reusing" in lines[-1]
+    assert _reuse_sample(tmp_path, SampleConfig(customers=200, seed=4), lines.append) is None
+    assert _reuse_sample(tmp_path, SampleConfig(customers=300, seed=3), lines.append) is None

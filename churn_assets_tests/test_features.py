@@ -4,6 +4,8 @@ from datetime import date, datetime
 
 import duckdb
 import pandas as pd
+import pandera.pandas as pandera
+import pyarrow as pa
 import pytest
 
 from churn_assets.core.features import (
@@ -11,8 +13,12 @@ from churn_assets.core.features import (
     churn_labels_sql,
     customer_features_schema,
     customer_features_sql,
+    features_by_snapshot,
     horizon_observed,
+    labels_by_snapshot,
+    rows_per_snapshot,
 )
+from churn_assets.core.warehouse import query_validated
 
 S = date(2024, 7, 1)
 
@@ -114,3 +120,36 @@ def test_horizon_must_be_observed_before_labels_exist():
 def test_a_snapshot_before_any_data_has_no_rows(connection):
     assert connection.execute(customer_features_sql(date(2023, 1, 1), "tx")).df().empty
     assert connection.execute(churn_labels_sql(date(2023, 1, 1), 90, "tx")).df().empty
+
+
+def test_all_snapshots_come_back_as_one_validated_arrow_table(connection):
+    connection.execute("create schema silver")
+    connection.execute("create table silver.transactions as select * from tx")
+    snapshots = [date(2024, 6, 1), S, date(2024, 8, 1)]
+    features = features_by_snapshot(connection, snapshots)
+    assert isinstance(features, pa.Table)
+    assert features.column_names == list(customer_features_schema().columns)
+    one_by_one = pd.concat(
+        [connection.execute(customer_features_sql(s, "silver.transactions")).df() for s in snapshots],
+        ignore_index=True,
+    )
+    assert features.num_rows == len(one_by_one) > 0
+    assert rows_per_snapshot(features)["rows"].tolist() == one_by_one.groupby("snapshot_date").size().tolist()
+    # the typed inputs were temporary: nothing of them is left on the connection
+    assert not connection.execute("select * from duckdb_tables() where table_name like 'feature_%'").fetchall()
+    labels, unobserved, _ = labels_by_snapshot(connection, snapshots, 90)
+    assert unobserved == [date(2024, 8, 1)]  # the data runs through 2024-09-28
+    assert labels.column_names == list(churn_labels_schema().columns)
+    by_snapshot = rows_per_snapshot(labels, "churned")
+    assert by_snapshot["rows"].tolist() == [2, 3]  # A, B before June; A, B, D before July
+    assert by_snapshot["churned_mean"].round(3).tolist() == [0.0, 0.333]
+
+
+def test_each_piece_is_validated_before_it_becomes_arrow(connection):
+    schema = customer_features_schema()
+    good = customer_features_sql(S, "tx")
+    with pytest.raises(pandera.errors.SchemaError, match="recency_days"):
+        # a second piece whose recency breaks the schema's check (> 0) fails the whole table
+        query_validated(connection, [good, f"select * replace (-1.0 as recency_days) from ({good})"], schema.validate)
+    with pytest.raises(ValueError, match="at least one query"):
+        query_validated(connection, [], schema.validate)

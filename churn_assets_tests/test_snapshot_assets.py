@@ -47,3 +47,18 @@ def test_snapshots_features_labels_and_checks(settings, instance, definitions):
     assert _snapshots(instance, definitions, "2024-05-01", "2024-05-01").success
     again = query(settings, "select strftime(snapshot_date, '%Y-%m-%d') s, customer_id, frequency from silver.customer_features order by 1, 2")
     assert again.equals(features)
+
+
+def test_the_arrow_type_accepts_only_a_table_with_the_schema_columns():
+    import dagster as dg
+    import pyarrow as pa
+
+    from churn_assets.core.features import churn_labels_schema
+    from churn_assets.defs.metadata import validated_arrow_type
+
+    labels_type = validated_arrow_type(churn_labels_schema())
+    columns = list(churn_labels_schema().columns)
+    assert dg.check_dagster_type(labels_type, pa.table({c: [1] for c in columns})).success
+    wrong_order = pa.table({c: [1] for c in reversed(columns)})
+    assert not dg.check_dagster_type(labels_type, wrong_order).success
+    assert not dg.check_dagster_type(labels_type, wrong_order.to_pandas()).success

@@ -72,11 +72,15 @@ def describe(feature: str, value: object) -> str:
 
 
 def contributions(
-    predict: Callable[[pd.DataFrame], np.ndarray], inputs: pd.DataFrame, typical: dict[str, object]
+    predict: Callable[[pd.DataFrame], np.ndarray],
+    inputs: pd.DataFrame,
+    typical: dict[str, object],
+    base: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Score minus the score with one feature set to its typical value, per customer and feature
-    in ``typical`` (zero where the value already is the typical one, without predicting)."""
-    base = predict(inputs)
+    in ``typical`` (zero where the value already is the typical one, without predicting).
+    ``base`` is ``predict(inputs)`` when the caller has it already."""
+    base = predict(inputs) if base is None else base
     effects = {}
     for feature in (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES):
         if typical.get(feature) is None:

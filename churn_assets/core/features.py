@@ -11,9 +11,10 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pandera.pandas as pandera
+import pyarrow as pa
 
 from churn_assets.core.sources import timestamp_sql
-from churn_assets.core.warehouse import query_frames, table_exists
+from churn_assets.core.warehouse import query_validated, table_exists
 
 FEATURE_COLUMNS = (
     "recency_days",
@@ -185,29 +186,43 @@ def customer_features_sql(
     """
 
 
-def features_by_snapshot(connection, snapshots: list[date], timestamp_formats: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Features of every snapshot in one frame, from silver and whichever optional bronze sources
-    exist; the typed inputs are prepared once for all of them."""
+def features_by_snapshot(connection, snapshots: list[date], timestamp_formats: tuple[str, ...] = ()) -> pa.Table:
+    """Features of every snapshot, each validated against ``customer_features_schema``, as one
+    Arrow table, from silver and whichever optional bronze sources exist; the typed inputs are
+    prepared once for all of them."""
     prepare_feature_inputs(
         connection,
         customers="bronze.customers" if table_exists(connection, "bronze", "customers") else None,
         web_sessions="bronze.web_sessions" if table_exists(connection, "bronze", "web_sessions") else None,
         timestamp_formats=timestamp_formats,
     )
-    return query_frames(connection, [customer_features_sql(s, prepared=True) for s in snapshots])
+    schema = customer_features_schema()
+    features = query_validated(connection, [customer_features_sql(s, prepared=True) for s in snapshots], schema.validate)
+    for name in FEATURE_INPUTS:  # the temp tables hold every order; free them before the write
+        connection.execute(f"drop table if exists {name}").fetchall()
+    return features
 
 
-def labels_by_snapshot(connection, snapshots: list[date], horizon_days: int) -> tuple[pd.DataFrame, list[date], object]:
-    """Labels of every snapshot whose horizon the data covers, the snapshots left without labels
-    (never partial labels: a customer who has not ordered *yet* is not a churner), and the
-    timestamp the data runs through."""
+def labels_by_snapshot(connection, snapshots: list[date], horizon_days: int) -> tuple[pa.Table, list[date], object]:
+    """Labels of every snapshot whose horizon the data covers, each validated against
+    ``churn_labels_schema``, as one Arrow table; the snapshots left without labels (never partial
+    labels: a customer who has not ordered *yet* is not a churner); and the timestamp the data
+    runs through."""
     data_through = connection.execute(data_through_sql()).fetchall()[0][0]
     observed = [s for s in snapshots if horizon_observed(s, horizon_days, data_through)]
     sqls = [churn_labels_sql(s, horizon_days) for s in observed] or [
         f"select * from ({churn_labels_sql(snapshots[0], horizon_days)}) limit 0"
     ]
     unobserved = [s for s in snapshots if s not in observed]
-    return query_frames(connection, sqls), unobserved, data_through
+    return query_validated(connection, sqls, churn_labels_schema().validate), unobserved, data_through
+
+
+def rows_per_snapshot(table: pa.Table, column: str | None = None) -> pd.DataFrame:
+    """Rows per snapshot (and the mean of ``column``) of a snapshot table, for a person to read."""
+    aggregations = [("snapshot_date", "count")] + ([(column, "mean")] if column else [])
+    counts = table.group_by("snapshot_date").aggregate(aggregations).to_pandas()
+    names = {"snapshot_date_count": "rows", f"{column}_mean": f"{column}_mean"}
+    return counts.rename(columns=names).set_index("snapshot_date").sort_index()
 
 
 def data_through_sql(transactions: str = "silver.transactions") -> str:

@@ -22,7 +22,7 @@ def score_snapshot(
         return empty_predictions()
     inputs = model_inputs(features)
     probability = model.predict_proba(inputs)[:, 1]
-    effects = contributions(lambda x: model.predict_proba(x)[:, 1], inputs, typical)
+    effects = contributions(lambda x: model.predict_proba(x)[:, 1], inputs, typical, base=probability)
     scored = pd.DataFrame({
         "snapshot_date": features["snapshot_date"].to_numpy(),
         "customer_id": features["customer_id"].to_numpy(),

@@ -124,52 +124,60 @@ def classified_rows_sql(
     duplicate order shares its reason. Materialize this once, then split it with
     ``silver_transactions_sql`` and ``quarantine_sql``, so bronze is scanned a single time.
     """
+    # Most rows are whole orders: a row that is not a valid order line is its own invoice, so the
+    # invoice windows run only over valid lines, and only order ids seen more than once are
+    # ranked. A window sorts every column it carries; over all rows that was most of silver's time.
     return f"""
-        with typed as ({_typed_rows_sql(bronze_table, max_abs_amount, timestamp_formats)}),
-        lines as (
+        with typed as materialized ({_typed_rows_sql(bronze_table, max_abs_amount, timestamp_formats)}),
+        lines as materialized (
             select *,
                 row_number() over invoice_in_order as line_rank,
                 count(*) over invoice as line_count,
                 round(sum(amount) over invoice, 2) as order_amount,
                 sum(quantity) over invoice as order_quantity,
                 min(order_ts) over invoice as order_first_ts
-            from (
-                select *,
-                    -- only valid order lines share an order; every other row stands alone
-                    case when is_line and invalid_reason is null then 0 else _row_number end as line_group
-                from typed
-            )
-            window invoice as (partition by _source_file, order_id, line_group),
-                   invoice_in_order as (partition by _source_file, order_id, line_group order by _row_number)
+            from typed
+            where is_line and invalid_reason is null
+            window invoice as (partition by _source_file, order_id),
+                   invoice_in_order as (partition by _source_file, order_id order by _row_number)
+            union all by name
+            select *, 1 as line_rank, 1 as line_count, round(amount, 2) as order_amount,
+                   quantity as order_quantity, order_ts as order_first_ts
+            from typed
+            where not (is_line and invalid_reason is null)
         ),
-        ranked as (
-            select *,
+        orders as (
+            select order_id, _source_file, _row_number, customer_id, order_first_ts, order_amount
+            from lines where invalid_reason is null and line_rank = 1
+        ),
+        repeated as (
+            select _source_file, _row_number,
                 row_number() over same_order as occurrence,
-                first_value(customer_id || '|' || order_first_ts || '|' || order_amount) over same_order
-                    as first_content
-            from lines
-            window same_order as (
-                partition by invalid_reason is null and line_rank = 1, order_id
-                order by _source_file, _row_number
-            )
+                first_value(customer_id) over same_order = customer_id
+                    and first_value(order_first_ts) over same_order = order_first_ts
+                    and first_value(order_amount) over same_order = order_amount as same_as_first
+            from orders
+            where order_id in (select order_id from orders group by order_id having count(*) > 1)
+            window same_order as (partition by order_id order by _source_file, _row_number)
         ),
         judged as (
-            select *,
+            select lines.*,
                 case
                     when invalid_reason is not null then invalid_reason
                     when line_rank > 1 then null  -- decided with the order's first line below
-                    when occurrence = 1 then null
-                    when customer_id || '|' || order_first_ts || '|' || order_amount = first_content
-                        then 'exact_duplicate'
+                    when coalesce(occurrence, 1) = 1 then null
+                    when same_as_first then 'exact_duplicate'
                     else 'conflicting_duplicate'
                 end as own_reason
-            from ranked
+            from lines left join repeated using (_source_file, _row_number)
         )
-        select *,
-            first_value(own_reason) over (
-                partition by _source_file, order_id, line_group order by _row_number
-            ) as reason
+        select *, first_value(own_reason) over (partition by _source_file, order_id order by _row_number) as reason
         from judged
+        where is_line and invalid_reason is null
+        union all by name
+        select *, own_reason as reason
+        from judged
+        where not (is_line and invalid_reason is null)
     """
 
 

@@ -4,7 +4,7 @@ import warnings
 from datetime import date
 
 import dagster as dg
-import pandas as pd
+import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from churn_assets.core.features import (
@@ -12,11 +12,12 @@ from churn_assets.core.features import (
     customer_features_schema,
     features_by_snapshot,
     labels_by_snapshot,
+    rows_per_snapshot,
 )
 from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
 from churn_assets.defs.automation import refresh_after_new_data, refresh_recent_months
 from churn_assets.defs.ingestion import bronze_key
-from churn_assets.defs.metadata import column_schema, dagster_type, preview
+from churn_assets.defs.metadata import arrow_preview, column_schema, validated_arrow_type
 from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
 from churn_assets.defs.silver import SILVER_TRANSACTIONS
 from churn_assets.settings import Settings
@@ -58,7 +59,7 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             dg.AssetDep(bronze_key("customers"), partition_mapping=dg.AllPartitionMapping()),
             dg.AssetDep(bronze_key("web_sessions"), partition_mapping=dg.AllPartitionMapping()),
         ],
-        dagster_type=dagster_type(features_schema),
+        dagster_type=validated_arrow_type(features_schema),
         metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(features_schema)},
         kinds={"duckdb", "pandas"},
         automation_condition=refresh_after_new_data(),
@@ -67,20 +68,20 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     )
     def customer_features(
         context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource
-    ) -> pd.DataFrame:
+    ) -> pa.Table:
         formats = churn_settings.core().timestamp_format_list
         snapshots = _snapshots(context)
         with warehouse.get_connection() as connection:
             features = features_by_snapshot(connection, snapshots, formats)
-        context.log.info(f"{len(snapshots)} snapshot(s), {len(features):,} customer rows")
+        context.log.info(f"{len(snapshots)} snapshot(s), {features.num_rows:,} customer rows")
         context.add_output_metadata(
             {
                 "snapshots": len(snapshots),
                 "customers_per_snapshot": dg.MetadataValue.md(
-                    features.groupby("snapshot_date").size().rename("customers").to_frame().to_markdown()
-                    if len(features) else "none"
+                    rows_per_snapshot(features).rename(columns={"rows": "customers"}).to_markdown()
+                    if features.num_rows else "none"
                 ),
-                "preview": preview(features),
+                "preview": arrow_preview(features),
             }
         )
         return features
@@ -94,7 +95,7 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         ),
         partitions_def=partitions,
         deps=[SILVER_TRANSACTIONS],
-        dagster_type=dagster_type(labels_schema),
+        dagster_type=validated_arrow_type(labels_schema),
         metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(labels_schema)},
         kinds={"duckdb", "pandas"},
         automation_condition=refresh_recent_months(settings.churn_horizon_days),
@@ -103,7 +104,7 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     )
     def churn_labels(
         context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource
-    ) -> pd.DataFrame:
+    ) -> pa.Table:
         horizon = churn_settings.core().churn_horizon_days
         with warehouse.get_connection() as connection:
             labels, unobserved, data_through = labels_by_snapshot(connection, _snapshots(context), horizon)
@@ -116,8 +117,7 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
                 "data_through": str(data_through),
                 "snapshots_without_labels_yet": ", ".join(unobserved) or "none",
                 "churn_rate_per_snapshot": dg.MetadataValue.md(
-                    labels.groupby("snapshot_date")["churned"].agg(["size", "mean"]).to_markdown()
-                    if len(labels) else "none"
+                    rows_per_snapshot(labels, "churned").to_markdown() if labels.num_rows else "none"
                 ),
             }
         )

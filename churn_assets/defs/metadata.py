@@ -8,6 +8,7 @@ import warnings
 import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
 from dagster_pandera import pandera_schema_to_dagster_type
 
 
@@ -36,6 +37,33 @@ def dagster_type(schema: pa.DataFrameSchema) -> dg.DagsterType:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)  # dagster-pandera is marked beta
         return pandera_schema_to_dagster_type(schema)
+
+
+def validated_arrow_type(schema: pa.DataFrameSchema) -> dg.DagsterType:
+    """The Dagster type of an Arrow table whose rows Pandera validated against ``schema`` before
+    they became Arrow (whole, or piece by piece in ``query_validated``); the check here confirms
+    the columns, since validating again would cost a second copy of the rows."""
+    names = list(schema.columns)
+
+    def check(_, value) -> dg.TypeCheck:
+        if not isinstance(value, pyarrow.Table):
+            return dg.TypeCheck(False, description=f"expected a pyarrow Table, got {type(value).__name__}")
+        if value.column_names != names:
+            return dg.TypeCheck(False, description=f"columns {value.column_names} are not {names}")
+        return dg.TypeCheck(True, metadata={"rows": value.num_rows})
+
+    return dg.DagsterType(
+        type_check_fn=check,
+        name=f"{schema.name}_arrow",
+        description=f"Arrow table whose rows passed the Pandera schema {schema.name!r} before becoming Arrow.",
+        typing_type=pyarrow.Table,
+        metadata={"schema": dg.MetadataValue.table_schema(column_schema(schema))},
+    )
+
+
+def arrow_preview(table: pyarrow.Table, rows: int = 10) -> dg.MetadataValue:
+    """A markdown table of the first rows of an Arrow table."""
+    return preview(table.slice(0, rows).to_pandas(), rows)
 
 
 def images(figures: dict[str, bytes]) -> dg.MetadataValue:
