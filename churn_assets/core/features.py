@@ -221,8 +221,7 @@ def rows_per_snapshot(table: pa.Table, column: str | None = None) -> pd.DataFram
     """Rows per snapshot (and the mean of ``column``) of a snapshot table, for a person to read."""
     aggregations = [("snapshot_date", "count")] + ([(column, "mean")] if column else [])
     counts = table.group_by("snapshot_date").aggregate(aggregations).to_pandas()
-    names = {"snapshot_date_count": "rows", f"{column}_mean": f"{column}_mean"}
-    return counts.rename(columns=names).set_index("snapshot_date").sort_index()
+    return counts.rename(columns={"snapshot_date_count": "rows"}).set_index("snapshot_date").sort_index()
 
 
 def data_through_sql(transactions: str = "silver.transactions") -> str:
