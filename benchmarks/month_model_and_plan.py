@@ -15,8 +15,7 @@ import resource
 
 import dagster as dg
 
-from churn_assets.definitions import build_definitions
-from churn_assets.runner import QUIET_LOGS
+from churn_assets.runner import QUIET_LOGS, run_job
 from churn_assets.settings import Settings
 
 
@@ -27,11 +26,9 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     settings = Settings.from_env()
-    job = build_definitions(settings).resolve_job_def("retrain_and_score")
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance, partition_key=args.snapshot, run_config=QUIET_LOGS, raise_on_error=False
-        )
+        # as `churn-assets run` runs it: every step in this process
+        result = run_job(settings, "retrain_and_score", instance, QUIET_LOGS, partition_key=args.snapshot)
         started = {}
         print(f"run {result.run_id}: {'success' if result.success else 'FAILED'}")
         for event in instance.all_logs(result.run_id):

@@ -16,8 +16,9 @@ from churn_assets.defs.silver import silver_assets, silver_checks, silver_job
 from churn_assets.settings import Settings
 
 
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """Definitions for ``settings`` (default: from the environment)."""
+def build_definitions(settings: Settings | None = None, executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
+    """Definitions for ``settings`` (default: from the environment). ``executor`` replaces the
+    UI's subprocess-per-step executor, e.g. for headless runs in this process."""
     settings = settings or Settings.from_env()
     snapshot_assets = build_snapshot_assets(settings)
     snapshots_job = dg.define_asset_job(
@@ -36,7 +37,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         # imported this module once per run, a step starts without re-importing pandas,
         # scikit-learn and MLflow (several seconds each time on a 2-core laptop). Named here
         # because the default preloads only Dagster's executor module.
-        executor=dg.multiprocess_executor.configured(
+        executor=executor or dg.multiprocess_executor.configured(
             {"start_method": {"forkserver": {"preload_modules": ["churn_assets.definitions"]}}}
         ),
     )

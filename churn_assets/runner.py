@@ -6,6 +6,8 @@ shows up in ``dagster dev`` afterwards.
 
 from __future__ import annotations
 
+import functools
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -17,6 +19,7 @@ import psutil
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
 )
 
 from churn_assets.core.bronze import check_landed_columns, read_landed_file
@@ -114,7 +117,7 @@ def run_pipeline(
     one with ``newest_model_only``). Returns what happened."""
     started = time.perf_counter()
     instance = instance or dg.DagsterInstance.get()
-    definitions = build_definitions(settings)
+    definitions = in_process_definitions(settings)
     report = PipelineReport(settings)
     for run_id in fail_abandoned_runs(instance):
         report.notices.append(
@@ -131,16 +134,16 @@ def run_pipeline(
         decisions = [d for d in plan.new if d.file.source == source]
         if decisions:
             echo(f"Ingesting {len(decisions)} new {source} file(s) ...")
-            _ingest(instance, definitions, settings, source, decisions, run_config, report, echo)
+            _ingest(instance, settings, source, decisions, run_config, report, echo)
     rebuild_silver = bool(report.ingested) or _materialized_at(instance, SILVER_TRANSACTIONS) is None
     if rebuild_silver:
-        _build(instance, definitions, "build_silver", "silver", run_config, report, echo)
+        _build(instance, settings, "build_silver", "silver", run_config, report, echo)
     snapshots = snapshots_with_data(settings, definitions) if settings.warehouse_path.exists() else []
     # Also after a run that was killed part-way: any snapshot older than silver is rebuilt.
     if snapshots and not report.failures and _stale_snapshots(instance, snapshots):
         tags = {ASSET_PARTITION_RANGE_START_TAG: snapshots[0], ASSET_PARTITION_RANGE_END_TAG: snapshots[-1]}
         layer = f"features and labels for {len(snapshots)} snapshots ({snapshots[0]} .. {snapshots[-1]})"
-        _build(instance, definitions, "build_snapshots", layer, run_config, report, echo, tags)
+        _build(instance, settings, "build_snapshots", layer, run_config, report, echo, tags)
     elif not rebuild_silver:
         echo("No new data: silver, features and labels are up to date.")
     if not report.failures:
@@ -180,11 +183,10 @@ def _train_and_score(instance, definitions, settings, run_config, report, echo, 
     if newest_only:
         stale = stale[-1:]
     echo(f"Training, gating, scoring and planning {len(stale)} snapshot(s) ({stale[0]} .. {stale[-1]}) ...")
-    job = definitions.resolve_job_def("retrain_and_score")
     without_model = []
     for key in stale:
         started = time.perf_counter()
-        result = _execute(job, instance, run_config, partition_key=key)
+        result = run_job(settings, "retrain_and_score", instance, run_config, partition_key=key)
         line = _model_line(result, key)
         if line is None:
             without_model.append(key)
@@ -200,7 +202,7 @@ def _train_and_score(instance, definitions, settings, run_config, report, echo, 
         )
 
 
-def _model_line(result: dg.ExecuteInProcessResult, key: str) -> str | None:
+def _model_line(result: dg.ExecutionResult, key: str) -> str | None:
     """One line on a snapshot's model and predictions, or None when no model could be trained."""
     metadata = {}
     for event in result.get_asset_materialization_events():
@@ -230,18 +232,18 @@ def _materialized_at(instance: dg.DagsterInstance, key: dg.AssetKey, partition: 
     return records[0].timestamp if records else None
 
 
-def _build(instance, definitions, job_name, layer, run_config, report, echo, tags=None) -> None:
+def _build(instance, settings, job_name, layer, run_config, report, echo, tags=None) -> None:
     echo(f"Building {layer} ...")
     started = time.perf_counter()
-    result = _execute(definitions.resolve_job_def(job_name), instance, run_config, tags)
+    result = run_job(settings, job_name, instance, run_config, tags)
     if result.success:
         echo(f"  {layer} built in {time.perf_counter() - started:.1f} s")
     else:
         report.failures.append(f"{layer}: {_failure(result)}")
 
 
-def _ingest(instance, definitions, settings, source, decisions, run_config, report, echo) -> None:
-    job = definitions.resolve_job_def(f"ingest_{source}")
+def _ingest(instance, settings, source, decisions, run_config, report, echo) -> None:
+    job = f"ingest_{source}"
     readable, one_by_one = [], []
     for decision in decisions:
         try:
@@ -262,7 +264,7 @@ def _ingest(instance, definitions, settings, source, decisions, run_config, repo
             continue
         started = time.perf_counter()
         tags = {ASSET_PARTITION_RANGE_START_TAG: span[0], ASSET_PARTITION_RANGE_END_TAG: span[-1]}
-        result = _execute(job, instance, run_config, tags)
+        result = run_job(settings, job, instance, run_config, tags)
         if result.success:
             rows = _rows_written(result)
             report.ingested[source] = report.ingested.get(source, 0) + rows
@@ -275,7 +277,7 @@ def _ingest(instance, definitions, settings, source, decisions, run_config, repo
             reason = _unreadable_reason(decision, settings.column_map(source))
             report.failures.append(f"{reason} (unchanged since its failed run)")
             continue
-        result = _execute(job, instance, run_config, {SHA_TAG: decision.sha256}, partition_key=decision.file.name)
+        result = run_job(settings, job, instance, run_config, {SHA_TAG: decision.sha256}, partition_key=decision.file.name)
         if result.success:
             rows = _rows_written(result)
             report.ingested[source] = report.ingested.get(source, 0) + rows
@@ -285,12 +287,42 @@ def _ingest(instance, definitions, settings, source, decisions, run_config, repo
             echo(f"  refused {decision.file.file_id} (see the failed run in the UI)")
 
 
-def _execute(job, instance, run_config, tags=None, **kwargs) -> dg.ExecuteInProcessResult:
-    """``job`` in this process, tagged with this process so a killed run can be recognised."""
-    return job.execute_in_process(
-        instance=instance, run_config=run_config, raise_on_error=False,
-        tags={**(tags or {}), PROCESS_TAG: _this_process()}, **kwargs,
+def run_job(
+    settings: Settings, job_name: str, instance: dg.DagsterInstance, run_config=None, tags=None, partition_key=None
+) -> dg.ExecutionResult:
+    """Job ``job_name`` in this process, tagged with this process so a killed run can be recognised.
+
+    Through ``execute_job`` rather than ``execute_in_process``: the latter keeps every step's
+    output in memory until the run ends (for ``output_for_node``), so each step started with the
+    earlier steps' tables still held (at ten million transactions: a 10.7 GB peak, now 7.7 GB).
+    """
+    tags = {**(tags or {}), PROCESS_TAG: _this_process()}
+    if partition_key is not None:
+        tags[PARTITION_NAME_TAG] = partition_key
+    job = dg.build_reconstructable_job(
+        "churn_assets.runner", "in_process_job", reconstructable_args=(job_name, _settings_key(settings))
     )
+    return dg.execute_job(job, instance=instance, run_config=run_config, tags=tags, raise_on_error=False)
+
+
+def in_process_job(job_name: str, settings_key: str) -> dg.JobDefinition:
+    """The job ``execute_job`` reconstructs: ``job_name`` of the in-process definitions for the
+    settings ``_settings_key`` encoded."""
+    return _in_process_definitions(settings_key).resolve_job_def(job_name)
+
+
+def in_process_definitions(settings: Settings) -> dg.Definitions:
+    """The definitions for ``settings`` with every step run in this process, built once."""
+    return _in_process_definitions(_settings_key(settings))
+
+
+def _settings_key(settings: Settings) -> str:
+    return json.dumps(settings.to_plain(), sort_keys=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _in_process_definitions(settings_key: str) -> dg.Definitions:
+    return build_definitions(Settings.from_plain(json.loads(settings_key)), executor=dg.in_process_executor)
 
 
 def _this_process() -> str:
@@ -323,7 +355,7 @@ def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
     return [run.run_id for run in abandoned]
 
 
-def _rows_written(result: dg.ExecuteInProcessResult) -> int:
+def _rows_written(result: dg.ExecutionResult) -> int:
     return sum(
         event.materialization.metadata["dagster/row_count"].value
         for event in result.get_asset_materialization_events()
@@ -362,7 +394,7 @@ def _contiguous_spans(names: list[str], order: dict[str, int]) -> list[list[str]
     return spans
 
 
-def _failure(result: dg.ExecuteInProcessResult) -> str:
+def _failure(result: dg.ExecutionResult) -> str:
     """The first failure's own words: a ``dg.Failure`` description, else the error's first line."""
     for event in result.all_events:
         if event.is_step_failure:

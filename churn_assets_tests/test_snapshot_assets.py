@@ -43,6 +43,17 @@ def test_snapshots_features_labels_and_checks(settings, instance, definitions):
         if e.asset_key.path == ["silver", "churn_labels"] and e.partition == "2024-06-01"
     )
     assert labels_event.materialization.metadata["snapshots_without_labels_yet"].value == "2024-06-01"
+    # Each partition of the range carries its own row count, not the range's total.
+    row_counts = {
+        (e.asset_key.path[-1], e.partition): e.materialization.metadata["dagster/row_count"].value
+        for e in result.get_asset_materialization_events()
+    }
+    assert row_counts == {
+        ("customer_features", "2024-04-01"): 0, ("customer_features", "2024-05-01"): 2,
+        ("customer_features", "2024-06-01"): 2, ("churn_labels", "2024-04-01"): 0,
+        ("churn_labels", "2024-05-01"): 2, ("churn_labels", "2024-06-01"): 0,
+    }
+    assert labels_event.materialization.metadata["rows_written_for_range"].value == 2
     # Re-running one snapshot replaces only its rows.
     assert _snapshots(instance, definitions, "2024-05-01", "2024-05-01").success
     again = query(settings, "select strftime(snapshot_date, '%Y-%m-%d') s, customer_id, frequency from silver.customer_features order by 1, 2")

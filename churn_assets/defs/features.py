@@ -17,7 +17,7 @@ from churn_assets.core.features import (
 from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
 from churn_assets.defs.automation import refresh_after_new_data, refresh_recent_months
 from churn_assets.defs.ingestion import bronze_key
-from churn_assets.defs.metadata import arrow_preview, column_schema, validated_arrow_type
+from churn_assets.defs.metadata import add_row_counts_per_partition, arrow_preview, column_schema, validated_arrow_type
 from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
 from churn_assets.defs.silver import SILVER_TRANSACTIONS
 from churn_assets.settings import Settings
@@ -74,6 +74,7 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         with warehouse.get_connection() as connection:
             features = features_by_snapshot(connection, snapshots, formats)
         context.log.info(f"{len(snapshots)} snapshot(s), {features.num_rows:,} customer rows")
+        add_row_counts_per_partition(context, features)
         context.add_output_metadata(
             {
                 "snapshots": len(snapshots),
@@ -111,6 +112,7 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         unobserved = [s.isoformat() for s in unobserved]
         if unobserved:
             context.log.info(f"{horizon}-day horizon not yet observed (data through {data_through}): {unobserved}")
+        add_row_counts_per_partition(context, labels)
         context.add_output_metadata(
             {
                 "horizon_days": horizon,

@@ -103,8 +103,13 @@ def _write_arrow(context: dg.OutputContext, table_slice: TableSlice, table: pa.T
         connection.execute(f"insert into {name} by name select * from _output_table").fetchall()
     finally:
         connection.unregister("_output_table")
+    metadata = {**TableMetadataSet(storage_kind="duckdb"), "dagster/table_name": name}
+    if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
+        # Metadata here lands on every partition of the range, so a row count would claim the
+        # whole range's rows for each one; the asset adds each partition's own count.
+        return {**metadata, "rows_written_for_range": table.num_rows}
     count_key = "partition_row_count" if context.has_partition_key else "row_count"
-    return {**TableMetadataSet(storage_kind="duckdb", **{count_key: table.num_rows}), "dagster/table_name": name}
+    return {**metadata, **TableMetadataSet(**{count_key: table.num_rows})}
 
 
 class _WarehousePandasTypeHandler(DuckDBPandasTypeHandler):
