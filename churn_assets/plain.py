@@ -40,7 +40,7 @@ from churn_assets.core.training import (
     training_data,
 )
 from churn_assets.core.value import value_for_snapshot
-from churn_assets.core.warehouse import query_frame, snapshots_with_data
+from churn_assets.core.warehouse import insert_by_name, query_frame, snapshots_with_data
 from churn_assets.settings import Settings
 
 # step(name) times one step; the object it yields takes ``rows`` (rows written by the step).
@@ -70,11 +70,8 @@ def run_plain_pipeline(settings: Settings, step: Step) -> str:
 def _write(connection, table: str, frame: pd.DataFrame | pa.Table) -> None:
     if isinstance(frame, pd.DataFrame):
         frame = pa.Table.from_pandas(frame, preserve_index=False)
-    connection.register("_frame", frame)
-    try:
-        connection.execute(f"create or replace table {table} as select * from _frame")
-    finally:
-        connection.unregister("_frame")
+    connection.execute(f"drop table if exists {table}")
+    insert_by_name(connection, table, frame)
 
 
 def _bronze(connection, settings: Settings, step: Step) -> None:

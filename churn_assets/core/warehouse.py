@@ -47,6 +47,17 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=_ARROW_TO_PANDAS.get, split_blocks=True, self_destruct=True)
 
 
+def insert_by_name(connection, table_name: str, table: pa.Table) -> None:
+    """Insert ``table`` into ``table_name`` by column name, creating it from ``table``'s columns
+    first when it does not exist (so even a table with no rows leaves its table behind)."""
+    connection.register("_insert_by_name", table)
+    try:
+        connection.execute(f"create table if not exists {table_name} as select * from _insert_by_name limit 0").fetchall()
+        connection.execute(f"insert into {table_name} by name select * from _insert_by_name").fetchall()
+    finally:
+        connection.unregister("_insert_by_name")
+
+
 def table_exists(connection, schema: str, table: str) -> bool:
     """Whether ``schema.table`` exists; asking avoids a failed statement, which would abort an
     open transaction."""

@@ -74,13 +74,13 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         with warehouse.get_connection() as connection:
             features = features_by_snapshot(connection, snapshots, formats)
         context.log.info(f"{len(snapshots)} snapshot(s), {features.num_rows:,} customer rows")
-        add_row_counts_per_partition(context, features)
+        per_snapshot = rows_per_snapshot(features)
+        add_row_counts_per_partition(context, per_snapshot)
         context.add_output_metadata(
             {
                 "snapshots": len(snapshots),
                 "customers_per_snapshot": dg.MetadataValue.md(
-                    rows_per_snapshot(features).rename(columns={"rows": "customers"}).to_markdown()
-                    if features.num_rows else "none"
+                    per_snapshot.rename(columns={"rows": "customers"}).to_markdown() if features.num_rows else "none"
                 ),
                 "preview": arrow_preview(features),
             }
@@ -112,14 +112,15 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         unobserved = [s.isoformat() for s in unobserved]
         if unobserved:
             context.log.info(f"{horizon}-day horizon not yet observed (data through {data_through}): {unobserved}")
-        add_row_counts_per_partition(context, labels)
+        per_snapshot = rows_per_snapshot(labels, "churned")
+        add_row_counts_per_partition(context, per_snapshot)
         context.add_output_metadata(
             {
                 "horizon_days": horizon,
                 "data_through": str(data_through),
                 "snapshots_without_labels_yet": ", ".join(unobserved) or "none",
                 "churn_rate_per_snapshot": dg.MetadataValue.md(
-                    rows_per_snapshot(labels, "churned").to_markdown() if labels.num_rows else "none"
+                    per_snapshot.to_markdown() if labels.num_rows else "none"
                 ),
             }
         )

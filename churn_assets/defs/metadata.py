@@ -11,8 +11,6 @@ import pandera.pandas as pa
 import pyarrow
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from churn_assets.core.features import rows_per_snapshot
-
 
 def column_schema(schema: pa.DataFrameSchema) -> dg.TableSchema:
     """The asset's Columns tab, from its Pandera schema."""
@@ -76,9 +74,9 @@ def images(figures: dict[str, bytes]) -> dg.MetadataValue:
     ))
 
 
-def add_row_counts_per_partition(context: dg.AssetExecutionContext, table: pyarrow.Table) -> None:
-    """Each snapshot partition's own ``dagster/row_count`` (zero for a snapshot without rows)."""
-    counts = rows_per_snapshot(table)["rows"] if table.num_rows else pd.Series(dtype="int64")
-    by_key = {pd.Timestamp(snapshot).date().isoformat(): int(rows) for snapshot, rows in counts.items()}
+def add_row_counts_per_partition(context: dg.AssetExecutionContext, per_snapshot: pd.DataFrame) -> None:
+    """Each snapshot partition's own ``dagster/row_count`` from ``rows_per_snapshot`` (zero for a
+    snapshot without rows)."""
+    by_key = {pd.Timestamp(snapshot).date().isoformat(): int(rows) for snapshot, rows in per_snapshot["rows"].items()}
     for key in context.partition_keys:
         context.add_asset_metadata({"dagster/row_count": by_key.get(key, 0)}, partition_key=key)

@@ -15,7 +15,7 @@ from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 from pydantic import Field
 
-from churn_assets.core.warehouse import table_exists
+from churn_assets.core.warehouse import insert_by_name, table_exists
 from churn_assets.settings import Settings
 
 # Every asset that touches the DuckDB file joins this pool; dagster.yaml limits it to one at a
@@ -97,12 +97,7 @@ def _write_arrow(context: dg.OutputContext, table_slice: TableSlice, table: pa.T
     """Insert ``table`` into the slice's table by column name, creating the table even when there
     are no rows."""
     name = f"{table_slice.schema}.{table_slice.table}"
-    connection.register("_output_table", table)
-    try:
-        connection.execute(f"create table if not exists {name} as select * from _output_table limit 0").fetchall()
-        connection.execute(f"insert into {name} by name select * from _output_table").fetchall()
-    finally:
-        connection.unregister("_output_table")
+    insert_by_name(connection, name, table)
     metadata = {**TableMetadataSet(storage_kind="duckdb"), "dagster/table_name": name}
     if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
         # Metadata here lands on every partition of the range, so a row count would claim the
