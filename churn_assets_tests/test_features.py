@@ -87,6 +87,29 @@ def test_every_feature_has_its_exact_value(connection):
     assert f.loc["D", "recency_days"] == pytest.approx(1 / 86400)
 
 
+def test_a_customer_row_holds_from_its_signup_until_a_newer_row_does(connection):
+    # A newer file states A again with a signup after S: at S the older row still holds.
+    connection.execute(
+        "insert into customers values ('A', '2024-08-15 00:00:00', 'gold', '7', 'false', 'c2.csv', 1, timestamp '2024-02-01')"
+    )
+    assert _features(connection, customers="customers").loc["A", "segment"] == "vip"
+    later = connection.execute(customer_features_sql(date(2024, 9, 1), "tx", customers="customers")).df()
+    a = customer_features_schema().validate(later).set_index("customer_id").loc["A"]
+    assert (a["segment"], a["loyalty_points"], a["marketing_opt_in"]) == ("gold", 7.0, False)
+
+
+def test_money_is_summed_in_exact_cents(connection):
+    connection.execute(
+        "insert into tx values ('O9', 'F', timestamp '2024-06-01', 0.1, 'home'), "
+        "('O10', 'F', timestamp '2024-06-02', 0.2, 'home'), ('R3', 'F', timestamp '2024-06-03', -0.3, 'home')"
+    )
+    f = _features(connection).loc["F"]
+    # as doubles 0.1 + 0.2 - 0.3 is 5.55e-17, and 0.1 + 0.2 is 0.30000000000000004
+    assert (f["monetary"], f["spend_30d"], f["spend_trend"]) == (0.0, 0.0, 0.0)
+    assert f["refund_share"] == 1.0
+    assert f["avg_order_value"] == 0.15
+
+
 def test_only_customers_with_an_order_before_the_snapshot(connection):
     f = _features(connection)
     # C's first order is after S, B's order exactly at S is not seen, E only has a refund.
@@ -140,6 +163,7 @@ def test_all_snapshots_come_back_as_one_validated_arrow_table(connection):
     labels, unobserved, _ = labels_by_snapshot(connection, snapshots, 90)
     assert unobserved == [date(2024, 8, 1)]  # the data runs through 2024-09-28
     assert labels.column_names == list(churn_labels_schema().columns)
+    assert not connection.execute("select * from duckdb_tables() where table_name like 'label_%'").fetchall()
     by_snapshot = rows_per_snapshot(labels, "churned")
     assert by_snapshot["rows"].tolist() == [2, 3]  # A, B before June; A, B, D before July
     assert by_snapshot["churned_mean"].round(3).tolist() == [0.0, 0.333]
@@ -153,3 +177,12 @@ def test_each_piece_is_validated_before_it_becomes_arrow(connection):
         query_validated(connection, [good, f"select * replace (-1.0 as recency_days) from ({good})"], schema.validate)
     with pytest.raises(ValueError, match="at least one query"):
         query_validated(connection, [], schema.validate)
+
+
+def test_timestamps_must_arrive_typed_while_other_columns_are_coerced(connection):
+    schema = churn_labels_schema()
+    labels = connection.execute(churn_labels_sql(S, 90, "tx")).df()
+    narrowed = labels.astype({"orders_in_horizon": "int32"})
+    assert schema.validate(narrowed)["orders_in_horizon"].dtype == "int64"
+    with pytest.raises(pandera.errors.SchemaError, match="horizon_end"):
+        schema.validate(labels.astype({"horizon_end": str}))

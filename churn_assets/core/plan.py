@@ -112,26 +112,59 @@ class PlanSolution:
 
 def _increments(cost: np.ndarray, net: np.ndarray) -> pd.DataFrame:
     """Per customer, the upper convex hull of its positive options from (0, 0): the steps the LP
-    takes, each with its extra cost, extra value and efficiency (decreasing along a customer)."""
-    rows = []
-    for i in np.flatnonzero((net > 0).any(axis=1)):
-        points = sorted(
-            (cost[i, j], net[i, j], j) for j in range(cost.shape[1]) if net[i, j] > 0
+    takes, each with its extra cost, extra value and efficiency (decreasing along a customer).
+
+    Andrew's monotone chain, run for all customers at once: a customer has only a handful of
+    actions, so the loops below go over actions and the work over customers is numpy (a loop
+    per customer took ten seconds at 850,000 customers).
+    """
+    customers = np.flatnonzero((net > 0).any(axis=1))
+    c, v = cost[customers], net[customers]
+    m, k = c.shape
+    positive = v > 0
+    # Each customer's options by cost, then net value, then action; the non-positive ones last.
+    order = np.lexsort((np.broadcast_to(np.arange(k), (m, k)), v, c, ~positive), axis=1)
+    hull_cost, hull_net = np.zeros((m, k + 1)), np.zeros((m, k + 1))
+    hull_action = np.full((m, k + 1), -1)
+    size = np.ones(m, dtype=int)  # the hull starts at (0, 0): no action
+    row = np.arange(m)
+    for t in range(k):
+        j = order[:, t]
+        point_cost, point_net = c[row, j], v[row, j]
+        # costs more and is worth no more than the hull's last point: never chosen
+        take = positive[row, j] & (point_net > hull_net[row, size - 1])
+        while True:  # drop hull points that lie under the line to the new point
+            last, before = size - 1, np.maximum(size - 2, 0)
+            under = take & (size >= 2) & (
+                _slopes(hull_cost[row, before], hull_net[row, before], hull_cost[row, last], hull_net[row, last])
+                <= _slopes(hull_cost[row, last], hull_net[row, last], point_cost, point_net)
+            )
+            if not under.any():
+                break
+            size[under] -= 1
+        at = size[take]
+        hull_cost[row[take], at], hull_net[row[take], at], hull_action[row[take], at] = (
+            point_cost[take], point_net[take], j[take]
         )
-        hull = [(0.0, 0.0, -1)]
-        for c, v, j in points:
-            if v <= hull[-1][1]:
-                continue  # costs more and is worth no more: never chosen
-            while len(hull) >= 2 and _slope(hull[-2], hull[-1]) <= _slope(hull[-1], (c, v)):
-                hull.pop()  # the middle point lies under the line: not on the hull
-            hull.append((c, v, j))
-        for step, (a, b) in enumerate(zip(hull, hull[1:])):
-            rows.append((i, step, b[2], b[0] - a[0], b[1] - a[1], _slope(a, b)))
-    return pd.DataFrame(rows, columns=["customer", "step", "action", "d_cost", "d_net", "efficiency"])
+        size[take] += 1
+    steps = np.arange(k)[None, :] < (size - 1)[:, None]  # (customer, step) pairs on a hull
+    r, step = np.nonzero(steps)
+    d_cost = hull_cost[r, step + 1] - hull_cost[r, step]
+    d_net = hull_net[r, step + 1] - hull_net[r, step]
+    return pd.DataFrame({
+        "customer": customers[r],
+        "step": step,
+        "action": hull_action[r, step + 1],
+        "d_cost": d_cost,
+        "d_net": d_net,
+        "efficiency": _slopes(hull_cost[r, step], hull_net[r, step], hull_cost[r, step + 1], hull_net[r, step + 1]),
+    })
 
 
-def _slope(a, b) -> float:
-    return np.inf if b[0] == a[0] else (b[1] - a[1]) / (b[0] - a[0])
+def _slopes(a_cost: np.ndarray, a_net: np.ndarray, b_cost: np.ndarray, b_net: np.ndarray) -> np.ndarray:
+    """Slope from a to b; infinite where both cost the same."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b_cost == a_cost, np.inf, (b_net - a_net) / (b_cost - a_cost))
 
 
 def solve_plan(options: Options, budget: float, excluded: np.ndarray | None = None) -> PlanSolution:
@@ -146,7 +179,10 @@ def solve_plan(options: Options, budget: float, excluded: np.ndarray | None = No
     next_step = np.zeros(len(net), dtype=int)
     spend = value = 0.0
     bound = None
-    for customer, step, action, d_cost, d_net in steps[["customer", "step", "action", "d_cost", "d_net"]].itertuples(index=False):
+    # Sequential by nature (a step may follow only its customer's previous one); plain lists
+    # iterate several times faster than DataFrame rows.
+    columns = [steps[c].tolist() for c in ("customer", "step", "action", "d_cost", "d_net")]
+    for customer, step, action, d_cost, d_net in zip(*columns):
         if step != next_step[customer]:
             continue  # an earlier step of this customer was skipped; the later one cannot follow
         if spend + d_cost > budget + 1e-9:
@@ -206,7 +242,9 @@ def rule_policy(customers: pd.DataFrame, options: Options) -> np.ndarray:
         [(risk == "High") & high_value, risk == "Medium", risk == "Low"],
         ["discount_voucher", "win_back_email", "loyalty_reward"], default="",
     )
-    choice = np.array([names.index(w) if w in names else -1 for w in wanted], dtype=int)
+    choice = np.full(len(wanted), -1)
+    for j, name in enumerate(names):
+        choice[wanted == name] = j
     rows = np.flatnonzero(choice >= 0)
     ineligible = ~np.isfinite(options.net[rows, choice[rows]])
     choice[rows[ineligible]] = -1
@@ -223,10 +261,9 @@ def within_spend(choice: np.ndarray, order: np.ndarray, options: Options, spend:
     """Keep chosen actions in ``order`` (customer indices) while the cumulative cost stays within ``spend``."""
     kept = np.full(len(choice), -1)
     total = 0.0
-    for i in order:
-        if choice[i] < 0:
-            continue
-        c = options.cost[i, choice[i]]
+    acting = order[choice[order] >= 0]
+    # sequential (a customer who does not fit may be followed by a cheaper one that does)
+    for i, c in zip(acting.tolist(), options.cost[acting, choice[acting]].tolist()):
         if total + c <= spend + 1e-9:
             kept[i], total = choice[i], total + c
     return kept

@@ -12,7 +12,7 @@ import pandas as pd
 import pandera.pandas as pandera
 
 from churn_assets.core.sources import TRANSACTIONS, timestamp_sql
-from churn_assets.core.warehouse import query_frame
+from churn_assets.core.warehouse import coerce_except_timestamps, query_frame
 
 # Reasons in the order they are tested; a row gets the first that applies.
 QUARANTINE_REASONS = (
@@ -252,7 +252,7 @@ def row_accounting_sql(bronze_table: str, silver_table: str, quarantine_table: s
 
 def silver_transactions_schema() -> pandera.DataFrameSchema:
     text = pd.StringDtype("pyarrow")
-    return pandera.DataFrameSchema(
+    return coerce_except_timestamps(pandera.DataFrameSchema(
         {
             "order_id": pandera.Column(text, unique=True, description="Order or refund id"),
             "customer_id": pandera.Column(text, description="Customer id as text"),
@@ -274,7 +274,7 @@ def silver_transactions_schema() -> pandera.DataFrameSchema:
         strict=True,
         ordered=True,
         coerce=True,
-    )
+    ))
 
 
 def quarantine_schema() -> pandera.DataFrameSchema:

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from datetime import date
 
 import pandas as pd
+import pandera.pandas as pandera
 import pyarrow as pa
+from pandera.engines.pandas_engine import DateTime
 
 _ARROW_TO_PANDAS = {
     pa.string(): pd.StringDtype("pyarrow"),
@@ -40,6 +42,18 @@ def query_validated(connection, sqls: list[str], validate: Callable[[pd.DataFram
         pieces.append(pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None))
         del frame
     return pa.concat_tables(pieces)
+
+
+def coerce_except_timestamps(schema: pandera.DataFrameSchema) -> pandera.DataFrameSchema:
+    """``schema`` coercing every column but its timestamps, which must arrive typed (DuckDB's
+    come as datetime64[us]). Pandera coerces a timestamp column through ``to_datetime`` even when
+    it already has the type: about 0.2 s per million rows and column, 30 s at ten million
+    transactions over silver, features and labels."""
+    coerced = schema.update_columns(
+        {name: {"coerce": not isinstance(column.dtype, DateTime)} for name, column in schema.columns.items()}
+    )
+    coerced.coerce = False  # a schema-wide coerce would override the columns' own
+    return coerced
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
