@@ -6,7 +6,9 @@ shows up in ``dagster dev`` afterwards.
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import gc
 import json
 import socket
 import time
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import pandas as pd
 import psutil
+import pyarrow as pa
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -302,7 +305,25 @@ def run_job(
     job = dg.build_reconstructable_job(
         "churn_assets.runner", "in_process_job", reconstructable_args=(job_name, _settings_key(settings))
     )
-    return dg.execute_job(job, instance=instance, run_config=run_config, tags=tags, raise_on_error=False)
+    result = dg.execute_job(job, instance=instance, run_config=run_config, tags=tags, raise_on_error=False)
+    release_freed_memory()
+    return result
+
+
+def release_freed_memory() -> None:
+    """Collect what a finished run left in reference cycles and hand freed memory back to the
+    OS, so the next run starts from a low baseline instead of adding to it.
+
+    At ten million transactions Arrow's allocator still held 2.3 GB after each bronze run, all of
+    it free; Python's collector had not yet reached 1.1 GB of silver when the features run began;
+    glibc kept a few hundred MB of freed heap. ``malloc_trim`` is glibc's; elsewhere it is skipped.
+    """
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def in_process_job(job_name: str, settings_key: str) -> dg.JobDefinition:

@@ -174,9 +174,9 @@ def test_each_piece_is_validated_before_it_becomes_arrow(connection):
     good = customer_features_sql(S, "tx")
     with pytest.raises(pandera.errors.SchemaError, match="recency_days"):
         # a second piece whose recency breaks the schema's check (> 0) fails the whole table
-        query_validated(connection, [good, f"select * replace (-1.0 as recency_days) from ({good})"], schema.validate)
+        query_validated(connection, [good, f"select * replace (-1.0 as recency_days) from ({good})"], schema)
     with pytest.raises(ValueError, match="at least one query"):
-        query_validated(connection, [], schema.validate)
+        query_validated(connection, [], schema)
 
 
 def test_timestamps_must_arrive_typed_while_other_columns_are_coerced(connection):

@@ -231,7 +231,7 @@ def features_by_snapshot(connection, snapshots: list[date], timestamp_formats: t
         timestamp_formats=timestamp_formats,
     )
     schema = customer_features_schema()
-    features = query_validated(connection, [customer_features_sql(s, prepared=True) for s in snapshots], schema.validate)
+    features = query_validated(connection, [customer_features_sql(s, prepared=True) for s in snapshots], schema)
     for name in FEATURE_INPUTS:  # the temp tables hold every order; free them before the write
         connection.execute(f"drop table if exists {name}").fetchall()
     return features
@@ -249,7 +249,7 @@ def labels_by_snapshot(connection, snapshots: list[date], horizon_days: int) -> 
         sqls = [churn_labels_sql(s, horizon_days, prepared=True) for s in observed] or [
             f"select * from ({churn_labels_sql(snapshots[0], horizon_days, prepared=True)}) limit 0"
         ]
-        labels = query_validated(connection, sqls, churn_labels_schema().validate)
+        labels = query_validated(connection, sqls, churn_labels_schema())
     finally:
         connection.execute(f"drop table if exists {LABEL_INPUT}").fetchall()
     unobserved = [s for s in snapshots if s not in observed]

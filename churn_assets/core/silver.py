@@ -124,33 +124,33 @@ def classified_rows_sql(
     duplicate order shares its reason. Materialize this once, then split it with
     ``silver_transactions_sql`` and ``quarantine_sql``, so bronze is scanned a single time.
     """
-    # Most rows are whole orders: a row that is not a valid order line is its own invoice, so the
-    # invoice windows run only over valid lines, and only order ids seen more than once are
-    # ranked. A window sorts every column it carries; over all rows that was most of silver's time.
+    # The windows run on narrow rows (keys and the values an order is judged by) and only over
+    # the rows that need them: valid order lines, and orders whose id is seen more than once.
+    # Every wide row then passes once through two joins. Carrying the wide rows through the
+    # windows and unions took 34 s of silver's 60 s at ten million transactions (this: 9 s).
     return f"""
         with typed as materialized ({_typed_rows_sql(bronze_table, max_abs_amount, timestamp_formats)}),
         lines as materialized (
-            select *,
+            select _source_file, _row_number,
                 row_number() over invoice_in_order as line_rank,
                 count(*) over invoice as line_count,
                 round(sum(amount) over invoice, 2) as order_amount,
                 sum(quantity) over invoice as order_quantity,
-                min(order_ts) over invoice as order_first_ts
+                min(order_ts) over invoice as order_first_ts,
+                min(_row_number) over invoice as first_line
             from typed
             where is_line and invalid_reason is null
             window invoice as (partition by _source_file, order_id),
                    invoice_in_order as (partition by _source_file, order_id order by _row_number)
-            union all by name
-            select *, 1 as line_rank, 1 as line_count, round(amount, 2) as order_amount,
-                   quantity as order_quantity, order_ts as order_first_ts
-            from typed
-            where not (is_line and invalid_reason is null)
         ),
-        orders as (
-            select order_id, _source_file, _row_number, customer_id, order_first_ts, order_amount
-            from lines where invalid_reason is null and line_rank = 1
+        orders as materialized (
+            select t.order_id, t._source_file, t._row_number, t.customer_id,
+                   coalesce(l.order_first_ts, t.order_ts) as order_first_ts,
+                   coalesce(l.order_amount, round(t.amount, 2)) as order_amount
+            from typed t left join lines l using (_source_file, _row_number)
+            where t.invalid_reason is null and coalesce(l.line_rank, 1) = 1
         ),
-        repeated as (
+        repeated as materialized (
             select _source_file, _row_number,
                 row_number() over same_order as occurrence,
                 first_value(customer_id) over same_order = customer_id
@@ -159,25 +159,25 @@ def classified_rows_sql(
             from orders
             where order_id in (select order_id from orders group by order_id having count(*) > 1)
             window same_order as (partition by order_id order by _source_file, _row_number)
-        ),
-        judged as (
-            select lines.*,
-                case
-                    when invalid_reason is not null then invalid_reason
-                    when line_rank > 1 then null  -- decided with the order's first line below
-                    when coalesce(occurrence, 1) = 1 then null
-                    when same_as_first then 'exact_duplicate'
-                    else 'conflicting_duplicate'
-                end as own_reason
-            from lines left join repeated using (_source_file, _row_number)
         )
-        select *, first_value(own_reason) over (partition by _source_file, order_id order by _row_number) as reason
-        from judged
-        where is_line and invalid_reason is null
-        union all by name
-        select *, own_reason as reason
-        from judged
-        where not (is_line and invalid_reason is null)
+        select t.*,
+            -- a row that is not a valid order line is an order of its own
+            case when l.line_rank is null then 1 else l.line_rank end as line_rank,
+            case when l.line_rank is null then 1 else l.line_count end as line_count,
+            case when l.line_rank is null then round(t.amount, 2) else l.order_amount end as order_amount,
+            case when l.line_rank is null then t.quantity else l.order_quantity end as order_quantity,
+            case when l.line_rank is null then t.order_ts else l.order_first_ts end as order_first_ts,
+            case
+                when t.invalid_reason is not null then t.invalid_reason
+                when coalesce(r.occurrence, 1) = 1 then null
+                when r.same_as_first then 'exact_duplicate'
+                else 'conflicting_duplicate'
+            end as reason
+        from typed t
+        left join lines l using (_source_file, _row_number)
+        -- every line of an order shares the verdict on the order's first line
+        left join repeated r on r._source_file = t._source_file
+            and r._row_number = coalesce(l.first_line, t._row_number)
     """
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 
 import pandas as pd
@@ -25,23 +24,38 @@ def query_frame(connection, sql: str) -> pd.DataFrame:
     return connection.sql(sql).to_arrow_table().to_pandas(types_mapper=_ARROW_TO_PANDAS.get)
 
 
-def query_validated(connection, sqls: list[str], validate: Callable[[pd.DataFrame], pd.DataFrame]) -> pa.Table:
-    """The results of queries with the same columns as one Arrow table, each result validated on
-    its own as a pandas frame first (``validate`` returns the frame to keep, e.g. a Pandera
-    schema's ``validate``).
+def query_validated(connection, sqls: list[str], schema: pandera.DataFrameSchema) -> pa.Table:
+    """The results of queries with the same columns as one Arrow table, each result validated
+    against ``schema`` on its own as a pandas frame first.
 
     Only one query's rows are ever a pandas frame: at ten million transactions all snapshots'
     features as one frame, validated and handed to DuckDB, took about 8 GB more than the rows
-    need; as Arrow they take their size and DuckDB scans them without a copy.
+    need; as Arrow they take their size and DuckDB scans them without a copy. Each result is
+    kept as DuckDB's own Arrow table, cast to the validated types: converting the validated
+    frame back instead cost 8 s and about 1 GB at ten million transactions.
     """
     if not sqls:
         raise ValueError("query_validated needs at least one query (its columns shape the table)")
     pieces = []
     for sql in sqls:
-        frame = validate(_to_pandas(connection.sql(sql).to_arrow_table()))
-        pieces.append(pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None))
-        del frame
-    return pa.concat_tables(pieces)
+        result = connection.sql(sql).to_arrow_table()
+        # The frame is ours, so Pandera may coerce it in place; one consolidated block per type
+        # is what it works on (split blocks it copies and merges): 1.3 s per million rows, now 0.3.
+        validated = schema.validate(result.to_pandas(types_mapper=_ARROW_TO_PANDAS.get), inplace=True)
+        pieces.append(_as_validated(result, validated))
+        del result, validated
+    # a piece converted from pandas may type text as large_string where DuckDB says string
+    return pa.concat_tables(pieces, promote_options="permissive")
+
+
+def _as_validated(result: pa.Table, validated: pd.DataFrame) -> pa.Table:
+    """``result`` with the columns and Arrow types of its ``validated`` frame; the frame converted
+    back only when ``result`` cannot be cast to them (validation coerced values, not just types)."""
+    types = pa.Schema.from_pandas(validated, preserve_index=False).remove_metadata()
+    try:
+        return result.select(types.names).cast(types)
+    except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.Table.from_pandas(validated, preserve_index=False).replace_schema_metadata(None)
 
 
 def coerce_except_timestamps(schema: pandera.DataFrameSchema) -> pandera.DataFrameSchema:
@@ -54,11 +68,6 @@ def coerce_except_timestamps(schema: pandera.DataFrameSchema) -> pandera.DataFra
     )
     coerced.coerce = False  # a schema-wide coerce would override the columns' own
     return coerced
-
-
-def _to_pandas(table: pa.Table) -> pd.DataFrame:
-    # self_destruct frees each Arrow column as it is converted
-    return table.to_pandas(types_mapper=_ARROW_TO_PANDAS.get, split_blocks=True, self_destruct=True)
 
 
 def insert_by_name(connection, table_name: str, table: pa.Table) -> None:
