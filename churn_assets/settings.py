@@ -112,7 +112,7 @@ class Settings:
         date(2024, 1, 1), "CHURN_SAMPLE_START", "First day of generated sample data."
     )
     duckdb_memory_limit: str = _setting(
-        "4GB", "CHURN_DUCKDB_MEMORY_LIMIT",
+        "3GB", "CHURN_DUCKDB_MEMORY_LIMIT",
         "Memory DuckDB may use per process before it spills to disk next to the warehouse (e.g. 4GB, 512MB).",
     )
 

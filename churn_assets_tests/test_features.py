@@ -179,6 +179,35 @@ def test_each_piece_is_validated_before_it_becomes_arrow(connection):
         query_validated(connection, [], schema)
 
 
+def test_pieces_take_the_types_pandera_coerced_to_and_keep_their_values():
+    schema = pandera.DataFrameSchema(
+        {
+            "id": pandera.Column(pd.StringDtype("pyarrow")),
+            "amount": pandera.Column(float, coerce=True),  # DuckDB hands over integers
+            "flag": pandera.Column("boolean", nullable=True, coerce=True),
+            "share": pandera.Column(float, coerce=True),  # text that parses as numbers
+            # text pandas parses but Arrow's cast refuses: that piece is converted from pandas
+            "padded": pandera.Column(float, coerce=True),
+        },
+        strict=True,
+    )
+    with duckdb.connect() as connection:
+        table = query_validated(
+            connection,
+            [
+                "select 'a' as id, 3 as amount, true as flag, '0.25' as share, '1' as padded",
+                "select 'b' as id, 4 as amount, null::boolean as flag, '1e-3' as share, ' 7 ' as padded",
+            ],
+            schema,
+        )
+    assert table.schema.field("amount").type == pa.float64()
+    assert table.schema.field("flag").type == pa.bool_()
+    assert table.schema.field("share").type == pa.float64()
+    assert table.to_pydict() == {
+        "id": ["a", "b"], "amount": [3.0, 4.0], "flag": [True, None], "share": [0.25, 0.001], "padded": [1.0, 7.0],
+    }
+
+
 def test_timestamps_must_arrive_typed_while_other_columns_are_coerced(connection):
     schema = churn_labels_schema()
     labels = connection.execute(churn_labels_sql(S, 90, "tx")).df()

@@ -72,6 +72,6 @@ def test_settings_that_reach_sql_are_typed_or_checked():
     settings = Settings.from_env({"CHURN_SEED": "7", "CHURN_MAX_TRAINING_ROWS": "100", "CHURN_START_DATE": "2024-06-01"})
     assert isinstance(settings.seed, int) and isinstance(settings.max_training_rows, int)
     assert settings.start_date == date(2024, 6, 1)
-    assert settings.duckdb_config == {"memory_limit": "4GB"}
+    assert settings.duckdb_config == {"memory_limit": "3GB"}
     with duckdb.connect(config=Settings.from_env({"CHURN_DUCKDB_MEMORY_LIMIT": "512 MB"}).duckdb_config) as connection:
         assert connection.sql("select current_setting('memory_limit')").fetchall()[0][0].startswith("488")
