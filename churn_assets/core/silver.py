@@ -150,7 +150,7 @@ def classified_rows_sql(
             from typed t left join lines l using (_source_file, _row_number)
             where t.invalid_reason is null and coalesce(l.line_rank, 1) = 1
         ),
-        repeated as materialized (
+        repeated as (
             select _source_file, _row_number,
                 row_number() over same_order as occurrence,
                 first_value(customer_id) over same_order = customer_id
@@ -161,12 +161,13 @@ def classified_rows_sql(
             window same_order as (partition by order_id order by _source_file, _row_number)
         )
         select t.*,
-            -- a row that is not a valid order line is an order of its own
-            case when l.line_rank is null then 1 else l.line_rank end as line_rank,
-            case when l.line_rank is null then 1 else l.line_count end as line_count,
-            case when l.line_rank is null then round(t.amount, 2) else l.order_amount end as order_amount,
-            case when l.line_rank is null then t.quantity else l.order_quantity end as order_quantity,
-            case when l.line_rank is null then t.order_ts else l.order_first_ts end as order_first_ts,
+            -- a row that is not a valid order line is an order of its own (a line's order values
+            -- are null only where its own are: a null quantity sum means every quantity is null)
+            coalesce(l.line_rank, 1) as line_rank,
+            coalesce(l.line_count, 1) as line_count,
+            coalesce(l.order_amount, round(t.amount, 2)) as order_amount,
+            coalesce(l.order_quantity, t.quantity) as order_quantity,
+            coalesce(l.order_first_ts, t.order_ts) as order_first_ts,
             case
                 when t.invalid_reason is not null then t.invalid_reason
                 when coalesce(r.occurrence, 1) = 1 then null
