@@ -8,23 +8,42 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
-from churn_assets.settings import Settings, SettingsError
+from churn_assets.core.errors import ChurnError
+from churn_assets.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand; an expected error (a bad setting or home, a broken file, a refusal) is
+    one line on stderr and exit status 2, never a traceback."""
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(**_overrides(args))
+        if args.command in HOME_COMMANDS:
+            check_home(settings.churn_home)
         return args.handler(args, settings)
-    except SettingsError as exc:
-        print(f"churn-assets: {exc}", file=sys.stderr)
+    except ChurnError as exc:
+        print(f"churn-assets {args.command}: {exc}", file=sys.stderr)
         return 2
+
+
+# Subcommands that read or write $CHURN_HOME.
+HOME_COMMANDS = ("generate", "run", "dev", "report")
+
+
+def check_home(home: Path) -> None:
+    """Raise ``ChurnError`` unless ``home`` is a folder this process can write (or can create)."""
+    existing = next((p for p in (home, *home.parents) if p.exists()), None)
+    if home.exists() and not home.is_dir():
+        raise ChurnError(f"CHURN_HOME {home} is a file, not a folder; point CHURN_HOME (or --home) at a folder")
+    if existing is not None and (not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK)):
+        raise ChurnError(f"CHURN_HOME {home} cannot be created or written here ({existing} is not a writable folder)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +64,27 @@ def _parser() -> argparse.ArgumentParser:
         help="share of transaction rows with injected defects, plus one file with a wrong header",
     )
     generate.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    generate.add_argument(
+        "--sources", type=_source_list, default=None,
+        help="comma list of the sources to write (default transactions,customers,web_sessions)",
+    )
+    generate.add_argument(
+        "--cohort-weeks", type=_positive_int, default=None,
+        help="every customer makes their first purchase within the first N weeks (one cohort)",
+    )
+    generate.add_argument("--zero-amount-share", type=float, default=0.0, help="share of orders with amount 0")
+    generate.add_argument(
+        "--layout", choices=("orders", "order_lines"), default="orders",
+        help="one row per order, or one per invoice line with quantity and unit_price",
+    )
+    generate.add_argument(
+        "--id-offset", type=_positive_int, default=None,
+        help="first customer id (default: after every customer already generated into this home)",
+    )
+    generate.add_argument(
+        "--replace-truth", action="store_true",
+        help="replace the home's latent truth instead of adding to it",
+    )
     generate.set_defaults(handler=_generate)
 
     run = commands.add_parser(
@@ -88,40 +128,67 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _source_list(text: str) -> tuple[str, ...]:
+    from churn_assets.core.generate import SOURCE_NAMES
+
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = sorted(set(names) - set(SOURCE_NAMES))
+    if unknown or "transactions" not in names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: name transactions and any of {', '.join(SOURCE_NAMES[1:])}, separated by commas"
+        )
+    return names
+
+
 def _overrides(args: argparse.Namespace) -> dict:
     return {"churn_home": args.home} if args.home else {}
 
 
 def _generate(args, settings: Settings) -> int:
-    from churn_assets.core.generate import SampleConfig
+    from churn_assets.core.generate import SOURCE_NAMES, SampleConfig, next_customer_id
 
-    config = SampleConfig(
-        customers=args.customers or settings.sample_customers,
-        start=args.start or settings.sample_start,
-        months=args.months or settings.sample_months,
-        seed=settings.seed if args.seed is None else args.seed,
-        dirty_share=args.dirty_share,
-    )
-    _generate_into(settings, config, args.format)
+    try:
+        config = SampleConfig(
+            customers=args.customers or settings.sample_customers,
+            start=args.start or settings.sample_start,
+            months=args.months or settings.sample_months,
+            seed=settings.seed if args.seed is None else args.seed,
+            dirty_share=args.dirty_share,
+            first_customer_id=args.id_offset or next_customer_id(settings.truth_dir),
+            sources=args.sources or SOURCE_NAMES,
+            cohort_weeks=args.cohort_weeks,
+            zero_amount_share=args.zero_amount_share,
+            layout=args.layout,
+        )
+    except ValueError as exc:
+        raise ChurnError(str(exc)) from None
+    _generate_into(settings, config, args.format, replace_truth=args.replace_truth)
     return 0
 
 
-def _generate_into(settings: Settings, config, file_format: str = "csv") -> None:
-    from churn_assets.core.generate import generate_sample, write_landing, write_truth
+def _generate_into(settings: Settings, config, file_format: str = "csv", replace_truth: bool = False) -> None:
+    from churn_assets.core.generate import generate_sample, merged_truth, write_landing, write_truth
 
     print(
         f"Generating {config.customers:,} customers over {config.months} months from "
-        f"{config.start.isoformat()} (seed {config.seed}, dirty share {config.dirty_share:g}) ...",
+        f"{config.start.isoformat()} (seed {config.seed}, dirty share {config.dirty_share:g}, "
+        f"customer ids from {config.first_customer_id}) ...",
         flush=True,
     )
     started = time.perf_counter()
     sample = generate_sample(config)
+    if not replace_truth:
+        merged_truth(settings.truth_dir, sample)  # refuse before anything is written
     written = write_landing(sample, settings.landing_dir, file_format)
-    truth = write_truth(sample, settings.truth_dir)
+    truth = write_truth(sample, settings.truth_dir, replace=replace_truth)
+    others = ", ".join(
+        f"{len(frame):,} {name.replace('_', ' ')}"
+        for name, frame in (("customers", sample.customers), ("web_sessions", sample.web_sessions))
+        if frame is not None
+    )
     print(
-        f"  {len(sample.transactions):,} transactions, {len(sample.customers):,} customers, "
-        f"{len(sample.web_sessions):,} web sessions in {len(written)} files under "
-        f"{settings.landing_dir} ({time.perf_counter() - started:.1f} s)\n"
+        f"  {len(sample.transactions):,} transaction rows{', ' + others if others else ''} in {len(written)} "
+        f"files under {settings.landing_dir} ({time.perf_counter() - started:.1f} s)\n"
         f"  latent truth (for evaluation only): {truth}"
     )
 
@@ -129,11 +196,14 @@ def _generate_into(settings: Settings, config, file_format: str = "csv") -> None
 def ensure_dagster_home(settings: Settings) -> Path:
     """Point DAGSTER_HOME at a persistent instance (default $CHURN_HOME/dagster) with our dagster.yaml."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home).resolve()
-    home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     template = PROJECT_ROOT / "dagster.yaml"
-    if not config.exists() and template.exists():
-        shutil.copyfile(template, config)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if not config.exists() and template.exists():
+            shutil.copyfile(template, config)
+    except OSError as exc:
+        raise ChurnError(f"cannot set up the Dagster instance in {home} (DAGSTER_HOME): {_first_line(exc)}") from None
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -174,44 +244,74 @@ def _quiet_mlflow() -> None:
 
 def _report(args, settings: Settings) -> int:
     """The plan, both baselines and an oracle plan at the same budget, valued under the latent truth."""
-    import duckdb
-    import pandas as pd
-
+    from churn_assets.core.generate import TRUTH_FILE
     from churn_assets.core.gold import plan_customers_sql
     from churn_assets.core.oracle import compare_with_oracle, truth_at_snapshot
+    from churn_assets.core.parquet import read_parquet
     from churn_assets.core.warehouse import query_frame, table_exists
 
-    truth_file = settings.truth_dir / "customers_truth.parquet"
+    truth_file = settings.truth_dir / TRUTH_FILE
     if not truth_file.exists():
-        print(f"churn-assets: no latent truth at {truth_file}; the report needs generated data", file=sys.stderr)
-        return 2
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+        raise ChurnError(f"no latent truth at {truth_file}; the report needs data made by `churn-assets generate`")
+    with read_only_warehouse(settings) as connection:
         if not table_exists(connection, "gold", "customer_value"):
-            print("churn-assets: no plan yet; run `churn-assets run` first", file=sys.stderr)
-            return 2
+            raise ChurnError("no plan yet; run `churn-assets run` first")
         snapshot = args.snapshot.isoformat() if args.snapshot else str(
             connection.execute("select max(snapshot_date) from gold.customer_value").fetchall()[0][0]
         )[:10]
         customers = query_frame(connection, plan_customers_sql(snapshot))
     if customers.empty:
-        print(f"churn-assets: no scored customers for snapshot {snapshot}", file=sys.stderr)
-        return 2
+        raise ChurnError(f"no scored customers for snapshot {snapshot}")
     truth = truth_at_snapshot(
-        pd.read_parquet(truth_file), date.fromisoformat(snapshot), settings.churn_horizon_days,
+        read_parquet(truth_file), date.fromisoformat(snapshot), settings.churn_horizon_days,
         settings.value_horizon_days,
     )
-    table = compare_with_oracle(customers, truth, settings)
-    print(f"Snapshot {snapshot}: {len(customers):,} scored customers, budget {settings.budget:,.0f}, "
+    covered = customers["customer_id"].isin(truth["customer_id"])
+    missing = int((~covered).sum())
+    if missing and covered.mean() < 0.5:
+        raise ChurnError(
+            f"{missing:,} of {len(customers):,} customers of snapshot {snapshot} are not in {truth_file}: their "
+            "data was not generated into this home (landed by hand, or its truth replaced); generate into a fresh "
+            "home, or land only generated data"
+        )
+    table = compare_with_oracle(customers[covered].reset_index(drop=True), truth, settings)
+    print(f"Snapshot {snapshot}: {covered.sum():,} scored customers, budget {settings.budget:,.0f}, "
           f"value horizon {settings.value_horizon_days} days")
+    if missing:
+        print(f"  note: {missing:,} customers are not in the truth file and are left out of this report "
+              "(and of the plans it solves)")
     print(table.round({"customers": 0, "spend": 0, "expected_net_value": 0, "realised_net_value": 0,
                        "realised_saved_revenue": 0, "share_of_oracle": 3}).to_string())
     return 0
+
+
+@contextmanager
+def read_only_warehouse(settings: Settings):
+    """A read-only DuckDB connection to the warehouse, or ``ChurnError`` saying why there is none."""
+    import duckdb
+
+    if not settings.warehouse_path.exists():
+        raise ChurnError(f"no warehouse at {settings.warehouse_path}; run `churn-assets run` first")
+    try:
+        connection = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    except duckdb.Error as exc:
+        raise ChurnError(f"cannot open the warehouse {settings.warehouse_path}: {_first_line(exc)}") from None
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def _first_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
 
 
 def _bench(args, settings: Settings) -> int:
     from churn_assets.bench import MODES, run_bench
 
     modes = MODES if args.mode == "both" else (args.mode,)
+    if args.workdir is not None and args.workdir.exists() and not args.workdir.is_dir():
+        raise ChurnError(f"--workdir {args.workdir} is a file, not a folder")
     try:
         run_bench(args.transactions, modes, args.workdir, args.keep, settings.seed if args.seed is None else args.seed)
     except RuntimeError as exc:

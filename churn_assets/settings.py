@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from churn_assets.core.errors import ChurnError
 
-class SettingsError(ValueError):
+
+class SettingsError(ChurnError):
     """A setting has a value the project cannot use; the message names the variable."""
 
 

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pandas as pd
+import pytest
+
+from churn_assets.core.parquet import read_parquet
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,3 +80,80 @@ def test_definitions_validate_with_both_clis(tmp_path):
     for command in (["dagster", "definitions", "validate", "-w", "workspace.yaml"], ["dg", "check", "defs"]):
         result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generating_again_into_a_home_adds_to_its_truth_and_report_prints_its_table(tmp_path):
+    """The README's sequence: run on a fresh home, land more generated months, then report."""
+    home = tmp_path / "home"
+    env = {
+        "CHURN_HOME": str(home), "CHURN_SAMPLE_CUSTOMERS": "1500", "CHURN_SAMPLE_MONTHS": "12",
+        "CHURN_START_DATE": "2024-06-01", "CHURN_MAX_TRAINING_ROWS": "5000",
+    }
+    assert _cli("run", env_extra=env, timeout=900).returncode == 0
+    more = _cli("generate", "--customers", "500", "--start", "2025-01-01", "--months", "2",
+                "--dirty-share", "0.02", env_extra=env)
+    assert more.returncode == 0, more.stderr
+    assert "customer ids from 101501" in more.stdout
+    truth = read_parquet(home / "truth" / "customers_truth.parquet")
+    assert len(truth) == 2000 and truth["customer_id"].is_unique
+    report = _cli("report", env_extra=env)
+    assert report.returncode == 0, report.stderr
+    assert "optimised plan" in report.stdout and "oracle (knows the truth)" in report.stdout
+    assert "Traceback" not in report.stdout + report.stderr
+    # The second sample's orders never reuse the first's order ids.
+    first = pd.concat(pd.read_csv(p, dtype=str) for p in (home / "landing" / "transactions").glob("transactions_2024-*.csv"))
+    second = pd.read_csv(home / "landing" / "transactions" / "transactions_2025-02_101501.csv", dtype=str)
+    assert not set(first["order_id"]) & set(second["order_id"])
+
+
+def test_generating_over_other_latent_customers_is_refused_naming_the_options(tmp_path):
+    env = {"CHURN_HOME": str(tmp_path / "home")}
+    assert _cli("generate", "--customers", "100", "--months", "2", env_extra=env).returncode == 0
+    clash = _cli("generate", "--customers", "100", "--months", "2", "--seed", "9", "--id-offset", "100001",
+                 env_extra=env)
+    assert clash.returncode == 2
+    assert clash.stderr.count("\n") == 1 and "Traceback" not in clash.stderr
+    assert "--id-offset 100101" in clash.stderr and "--replace-truth" in clash.stderr
+    replaced = _cli("generate", "--customers", "100", "--months", "2", "--seed", "9", "--id-offset", "100001",
+                    "--replace-truth", env_extra=env)
+    assert replaced.returncode == 0, replaced.stderr
+    assert len(read_parquet(tmp_path / "home" / "truth" / "customers_truth.parquet")) == 100
+
+
+def test_report_on_a_truth_that_covers_too_few_customers_says_what_to_do(tmp_path):
+    home = tmp_path / "home"
+    env = {"CHURN_HOME": str(home)}
+    home.mkdir()
+    with duckdb.connect(str(home / "warehouse.duckdb")) as connection:
+        for schema in ("gold", "silver"):
+            connection.execute(f"create schema {schema}")
+        connection.execute(
+            "create table gold.customer_value as select date '2025-01-01' as snapshot_date, 'X' || i as customer_id, "
+            "0.5 as churn_probability, 'Medium' as risk_segment, 100.0 as expected_value, 50.0 as revenue_at_risk, "
+            "'run_rate' as value_method from range(10) t(i)"
+        )
+        connection.execute(
+            "create table silver.customer_features as select date '2025-01-01' as snapshot_date, 'X' || i as customer_id, "
+            "'vip' as segment, true as marketing_opt_in, 40.0 as avg_order_value from range(10) t(i)"
+        )
+    assert _cli("generate", "--customers", "50", "--months", "2", env_extra=env).returncode == 0
+    result = _cli("report", env_extra=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("churn-assets report: 10 of 10 customers of snapshot 2025-01-01 are not in")
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", [
+    ["generate", "--customers", "10"], ["run"], ["dev"], ["report"], ["bench", "--workdir", "{home}"], ["settings"],
+])
+def test_every_subcommand_turns_an_expected_error_into_one_line_and_status_2(tmp_path, command):
+    broken = tmp_path / "not-a-folder"
+    broken.write_text("a file where the home should be")
+    env = {"CHURN_HOME": str(broken), "DAGSTER_HOME": str(broken / "dagster")}
+    if command == ["settings"]:
+        env["CHURN_BUDGET"] = "a lot"  # settings has no home to break; a bad value is its expected error
+    result = _cli(*[part.format(home=broken) for part in command], env_extra=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"churn-assets {command[0]}: ")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert str(broken) in result.stderr or "CHURN_BUDGET" in result.stderr

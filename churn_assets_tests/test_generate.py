@@ -11,6 +11,7 @@ from churn_assets.core.generate import (
     write_landing,
     write_truth,
 )
+from churn_assets.core.parquet import read_parquet
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +130,58 @@ def test_landing_files_are_monthly_chunks_and_truth_is_outside(tmp_path):
 def test_parquet_format_round_trips(tmp_path):
     sample = generate_sample(SampleConfig(customers=200, months=2, seed=5))
     written = write_landing(sample, tmp_path, "parquet")
-    frame = pd.concat(pd.read_parquet(p) for p in written if p.parent.name == "transactions")
+    frame = pd.concat(read_parquet(p) for p in written if p.parent.name == "transactions")
     assert len(frame) == len(sample.transactions)
     assert np.isclose(frame["amount"].sum(), sample.transactions["amount"].sum())
+
+
+def test_layouts_real_exports_have(tmp_path):
+    config = SampleConfig(customers=600, months=6, seed=4, sources=("transactions",), cohort_weeks=3,
+                          zero_amount_share=0.05)
+    sample = generate_sample(config)
+    written = write_landing(sample, tmp_path)
+    assert {p.parent.name for p in written} == {"transactions"}  # a transactions-only export
+    assert sample.customers is None and sample.web_sessions is None
+    assert len(sample.truth) == 600  # the truth still covers everyone
+    purchases = sample.transactions[~sample.transactions["order_id"].str.startswith("R")]
+    first = purchases.groupby("customer_id")["order_ts"].min()
+    assert len(first) == 600 and first.max() < pd.Timestamp("2024-01-22")  # one cohort, within 3 weeks
+    zero = (sample.transactions["amount"] == 0).mean()
+    assert 0.03 < zero < 0.07, zero
+    assert not (sample.transactions.loc[sample.transactions["order_id"].str.startswith("R"), "amount"] == 0).any()
+
+
+def test_order_line_layout_sums_to_the_orders(tmp_path):
+    orders = generate_sample(SampleConfig(customers=300, months=3, seed=8))
+    lines = generate_sample(SampleConfig(customers=300, months=3, seed=8, layout="order_lines"))
+    tx = lines.transactions
+    assert list(tx.columns[:7]) == ["order_id", "customer_id", "order_ts", "quantity", "unit_price", "product_category", "channel"]
+    assert len(tx) > len(orders.transactions)  # orders of several lines
+    value = (tx["quantity"] * tx["unit_price"]).groupby(tx["order_id"].str.lstrip("C").str.replace("R", "R", regex=False)).sum()
+    expected = orders.transactions.set_index("order_id")["amount"]
+    assert np.allclose(value.reindex(expected.index), expected, atol=0.05 * tx.groupby("order_id").size().max())
+    cancellations = tx[tx["order_id"].str.startswith("C")]
+    assert len(cancellations) and (cancellations["quantity"] < 0).all()
+    written = write_landing(lines, tmp_path)
+    landed = pd.read_csv(next(p for p in written if p.name == "transactions_2024-01.csv"))
+    assert "unit_price" in landed.columns and "amount" not in landed.columns
+
+
+def test_a_second_sample_merges_into_the_truth_and_a_clash_is_refused(tmp_path):
+    from churn_assets.core.generate import TruthConflict, next_customer_id
+
+    first = generate_sample(SampleConfig(customers=100, months=2, seed=1))
+    write_truth(first, tmp_path)
+    assert next_customer_id(tmp_path) == 100_101
+    second = generate_sample(SampleConfig(customers=50, months=2, seed=2, first_customer_id=100_101))
+    assert second.transactions["order_id"].str.startswith(("O100101-", "R100101-")).all()
+    write_truth(second, tmp_path)
+    write_truth(first, tmp_path)  # the same sample again changes nothing
+    truth = read_parquet(tmp_path / "customers_truth.parquet")
+    assert len(truth) == 150 and truth["customer_id"].is_unique
+    clash = generate_sample(SampleConfig(customers=10, months=2, seed=3))
+    with pytest.raises(TruthConflict, match="--id-offset 100151 .* --replace-truth"):
+        write_truth(clash, tmp_path)
+    assert len(read_parquet(tmp_path / "customers_truth.parquet")) == 150  # untouched
+    write_truth(clash, tmp_path, replace=True)
+    assert len(read_parquet(tmp_path / "customers_truth.parquet")) == 10

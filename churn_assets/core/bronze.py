@@ -18,6 +18,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from churn_assets.core.landing import LandingError, check_content_unchanged, file_sha256, landed_path
+from churn_assets.core.parquet import read_parquet
 from churn_assets.core.sources import EXTRA_COLUMN, LINEAGE_COLUMNS, Source
 
 # Arrow-backed text: DuckDB scans it without touching Python objects, several times faster.
@@ -171,7 +172,7 @@ def _describe_bad_row(path: Path, width: int, error: Exception) -> str:
 
 def _read_parquet_as_text(path: Path, label: str) -> pd.DataFrame:
     try:
-        frame = pd.read_parquet(path)
+        frame = read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
         raise LandingError(f"{label}: not a readable Parquet file: {exc}") from None
     return frame.apply(_column_as_text)

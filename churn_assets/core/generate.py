@@ -18,6 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from churn_assets.core.errors import ChurnError
+from churn_assets.core.parquet import read_parquet
+
 CATEGORIES = ("apparel", "beauty", "electronics", "grocery", "home", "sports")
 CHANNELS = ("web", "app", "store")
 COUNTRIES = ("DE", "FR", "GB", "NL", "ES", "US")
@@ -36,6 +39,14 @@ _SESSIONS_PER_ORDER = 1.0
 TRANSACTION_COLUMNS = (
     "order_id", "customer_id", "order_ts", "amount", "quantity", "product_category", "channel"
 )
+# One row per invoice line, as order-line exports (the UCI Online Retail layout) have them.
+ORDER_LINE_COLUMNS = (
+    "order_id", "customer_id", "order_ts", "quantity", "unit_price", "product_category", "channel"
+)
+SOURCE_NAMES = ("transactions", "customers", "web_sessions")
+FIRST_CUSTOMER_ID = 100_001
+TRUTH_FILE = "customers_truth.parquet"
+LAYOUTS = ("orders", "order_lines")
 DEFECTS = (
     "duplicate_order",
     "conflicting_duplicate",
@@ -48,17 +59,39 @@ DEFECTS = (
 
 @dataclass(frozen=True)
 class SampleConfig:
+    """What to generate. ``sources`` are the files written (the truth always covers everyone);
+    ``cohort_weeks`` puts every first purchase in the first N weeks; ``zero_amount_share`` of
+    orders have amount 0; ``layout`` writes one row per order or per invoice line."""
+
     customers: int = 20_000
     start: date = date(2024, 1, 1)
     months: int = 24
     seed: int = 42
     dirty_share: float = 0.0
+    first_customer_id: int = FIRST_CUSTOMER_ID
+    sources: tuple[str, ...] = SOURCE_NAMES
+    cohort_weeks: int | None = None
+    zero_amount_share: float = 0.0
+    layout: str = "orders"
 
     def __post_init__(self) -> None:
         if self.customers <= 0 or self.months <= 0:
             raise ValueError("customers and months must be positive")
         if not 0.0 <= self.dirty_share < 0.5:
             raise ValueError(f"dirty share must be in [0, 0.5), got {self.dirty_share}")
+        if not 0.0 <= self.zero_amount_share < 0.5:
+            raise ValueError(f"zero-amount share must be in [0, 0.5), got {self.zero_amount_share}")
+        if self.first_customer_id < 1:
+            raise ValueError(f"the first customer id must be positive, got {self.first_customer_id}")
+        unknown = sorted(set(self.sources) - set(SOURCE_NAMES))
+        if unknown or "transactions" not in self.sources:
+            raise ValueError(f"sources must include transactions and come from {list(SOURCE_NAMES)}, got {list(self.sources)}")
+        if self.cohort_weeks is not None and not 1 <= self.cohort_weeks * 7 <= (self.end - pd.Timestamp(self.start)).days:
+            raise ValueError(f"cohort weeks must be at least 1 and fit in the generated months, got {self.cohort_weeks}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {self.layout!r}")
+        if self.layout == "order_lines" and self.dirty_share:
+            raise ValueError("defects are injected into the orders layout only; use --dirty-share 0 with order lines")
 
     @property
     def end(self) -> pd.Timestamp:
@@ -70,10 +103,11 @@ class SampleData:
     """Generated tables. ``transactions`` values are text when defects were injected."""
 
     transactions: pd.DataFrame
-    customers: pd.DataFrame
-    web_sessions: pd.DataFrame
+    customers: pd.DataFrame | None  # None when the source is not generated
+    web_sessions: pd.DataFrame | None
     truth: pd.DataFrame
     bad_header_file: pd.DataFrame | None = None
+    first_customer_id: int = FIRST_CUSTOMER_ID
 
 
 def generate_sample(config: SampleConfig) -> SampleData:
@@ -81,27 +115,43 @@ def generate_sample(config: SampleConfig) -> SampleData:
     rng = np.random.default_rng(config.seed)
     start = pd.Timestamp(config.start)
     horizon_days = (config.end - start).days
-    people = _draw_customers(rng, config.customers, horizon_days)
-    orders = _draw_orders(rng, people, start, horizon_days)
+    people = _draw_customers(rng, config.customers, horizon_days, config.cohort_weeks)
+    # In a cohort study a customer enters the data with their first purchase.
+    first_order_share = 0.9 if config.cohort_weeks is None else 1.0
+    orders = _draw_orders(rng, people, start, horizon_days, config.zero_amount_share, first_order_share)
     refunds = _draw_refunds(rng, orders, start, horizon_days)
-    rows = _number_orders(pd.concat([orders, refunds], ignore_index=True))
-    transactions = transactions_table(rows, start)
-    sessions = _draw_sessions(rng, people, start, horizon_days)
-    customers, truth = _customer_tables(people, start)
+    rows = _number_orders(pd.concat([orders, refunds], ignore_index=True), config.first_customer_id)
+    first_id = config.first_customer_id
+    transactions = transactions_table(rows, start, first_id)
+    sessions = _draw_sessions(rng, people, start, horizon_days, first_id)
+    customers, truth = _customer_tables(people, start, first_id)
     bad_header = None
     if config.dirty_share > 0:
         transactions = inject_defects(transactions, rng, config.dirty_share)
         bad_header = _bad_header_file(transactions)
-    return SampleData(transactions, customers, sessions, truth, bad_header)
+    if config.layout == "order_lines":
+        transactions = order_lines(transactions, rng)
+    return SampleData(
+        transactions,
+        customers if "customers" in config.sources else None,
+        sessions if "web_sessions" in config.sources else None,
+        truth,
+        bad_header,
+        first_id,
+    )
 
 
-def _draw_customers(rng: np.random.Generator, n: int, horizon_days: int) -> dict[str, np.ndarray]:
+def _draw_customers(
+    rng: np.random.Generator, n: int, horizon_days: int, cohort_weeks: int | None = None
+) -> dict[str, np.ndarray]:
     segment = rng.choice(len(SEGMENTS), size=n, p=_SEGMENT_SHARE)
-    # A launch cohort in the first month, then steady acquisition.
+    # A launch cohort in the first month, then steady acquisition; or one cohort only.
     launch = rng.random(n) < 0.2
     signup = np.where(
         launch, rng.uniform(0, 30, n), rng.uniform(0, max(horizon_days - 30, 31), n)
     )
+    if cohort_weeks is not None:
+        signup = rng.uniform(0, cohort_weeks * 7 - 1, n)  # the first order follows within half a day
     opt_in = rng.random(n) < 0.6
     loyalty = rng.poisson(np.where(segment == 2, 400, 60)) * (rng.random(n) < 0.7)
     rate = rng.gamma(1.3, _MEAN_RATE_PER_DAY / 1.3, n) * _SEGMENT_RATE[segment]
@@ -155,7 +205,9 @@ def _slowdown(dropout: np.ndarray, t: np.ndarray) -> np.ndarray:
     return 0.3 + 0.7 * np.clip((dropout - t) / _SLOWDOWN_DAYS, 0.0, 1.0)
 
 
-def _draw_orders(rng, people, start, horizon_days) -> pd.DataFrame:
+def _draw_orders(
+    rng, people, start, horizon_days, zero_amount_share: float = 0.0, first_order_share: float = 0.9
+) -> pd.DataFrame:
     peak = SEASONALITY.max()
     begin = people["signup"]
     end = np.minimum(people["dropout"], horizon_days)
@@ -165,7 +217,7 @@ def _draw_orders(rng, people, start, horizon_days) -> pd.DataFrame:
 
     owner, t = _poisson_times(rng, people["rate"] * peak, begin, end, intensity)
     # Almost everyone buys when they sign up: that first order starts the relationship.
-    first = np.flatnonzero((rng.random(len(begin)) < 0.9) & (begin < end))
+    first = np.flatnonzero((rng.random(len(begin)) < first_order_share) & (begin < end))
     owner = np.concatenate([first, owner])
     t = np.concatenate([begin[first] + rng.uniform(0, np.minimum(0.5, end - begin)[first]), t])
     n = owner.size
@@ -174,12 +226,16 @@ def _draw_orders(rng, people, start, horizon_days) -> pd.DataFrame:
     usual = rng.random(n) < 0.75
     channel = np.where(usual, people["channel"][owner], rng.integers(0, len(CHANNELS), n))
     quantity = 1 + rng.poisson(0.6, n)
-    amount = np.round(rng.gamma(6.0, people["spend"][owner] / 6.0), 2) + 0.0
+    amount = np.maximum(np.round(rng.gamma(6.0, people["spend"][owner] / 6.0), 2) + 0.0, 1.0)
+    # Free orders (a sample, a fully discounted basket); no draw at all at a share of 0, so the
+    # default data stays what it was.
+    if zero_amount_share:
+        amount = np.where(rng.random(n) < zero_amount_share, 0.0, amount)
     return pd.DataFrame(
         {
             "customer_index": owner,
             "t": t,
-            "amount": np.maximum(amount, 1.0),
+            "amount": amount,
             "quantity": quantity,
             "product_category": np.asarray(CATEGORIES)[category],
             "channel": np.asarray(CHANNELS)[channel],
@@ -189,7 +245,7 @@ def _draw_orders(rng, people, start, horizon_days) -> pd.DataFrame:
 
 
 def _draw_refunds(rng, orders: pd.DataFrame, start, horizon_days) -> pd.DataFrame:
-    refunded = orders[rng.random(len(orders)) < _REFUND_SHARE].copy()
+    refunded = orders[(rng.random(len(orders)) < _REFUND_SHARE) & (orders["amount"] > 0)].copy()
     refunded["t"] = refunded["t"] + rng.uniform(1, 30, len(refunded))
     full = rng.random(len(refunded)) < 0.7
     refunded["amount"] = -np.where(full, refunded["amount"], np.round(refunded["amount"] / 2, 2))
@@ -197,9 +253,12 @@ def _draw_refunds(rng, orders: pd.DataFrame, start, horizon_days) -> pd.DataFram
     return refunded[refunded["t"] < horizon_days]
 
 
-def _number_orders(rows: pd.DataFrame) -> pd.DataFrame:
+def _number_orders(rows: pd.DataFrame, first_customer_id: int = FIRST_CUSTOMER_ID) -> pd.DataFrame:
+    """Order ids O000000001, ... (refunds R...); a sample whose customer ids start elsewhere puts
+    that first id in its order ids too, so samples generated into one home never share an id."""
     rows = rows.sort_values(["t", "customer_index"], kind="stable").reset_index(drop=True)
-    prefix = np.where(rows["is_refund"], "R", "O")
+    block = "" if first_customer_id == FIRST_CUSTOMER_ID else f"{first_customer_id}-"
+    prefix = np.char.add(np.where(rows["is_refund"], "R", "O"), block)
     number = np.char.zfill(np.arange(1, len(rows) + 1).astype(str), 9)
     rows["order_id"] = np.char.add(prefix.astype(str), number)
     return rows
@@ -220,11 +279,11 @@ def _month(values: pd.Series) -> np.ndarray:
     return values.to_numpy().astype("datetime64[M]")
 
 
-def _customer_id(index: np.ndarray) -> np.ndarray:
-    return 100_001 + np.asarray(index, dtype=np.int64)
+def _customer_id(index: np.ndarray, first_id: int) -> np.ndarray:
+    return first_id + np.asarray(index, dtype=np.int64)
 
 
-def _draw_sessions(rng, people, start, horizon_days) -> pd.DataFrame:
+def _draw_sessions(rng, people, start, horizon_days, first_id: int) -> pd.DataFrame:
     begin = people["signup"]
     end = np.minimum(people["dropout"] + 60.0, horizon_days)
 
@@ -235,14 +294,14 @@ def _draw_sessions(rng, people, start, horizon_days) -> pd.DataFrame:
         rng, people["rate"] * _SESSIONS_PER_ORDER * 1.6, begin, end, intensity
     )
     frame = pd.DataFrame(
-        {"customer_id": _customer_id(owner), "session_ts": _timestamps(start, t)}
+        {"customer_id": _customer_id(owner, first_id), "session_ts": _timestamps(start, t)}
     )
     return frame.sort_values(["session_ts", "customer_id"], kind="stable", ignore_index=True)
 
 
-def _customer_tables(people, start) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _customer_tables(people, start, first_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     n = len(people["signup"])
-    ids = _customer_id(np.arange(n))
+    ids = _customer_id(np.arange(n), first_id)
     signup_ts = _timestamps(start, people["signup"])
     customers = pd.DataFrame(
         {
@@ -267,13 +326,13 @@ def _customer_tables(people, start) -> tuple[pd.DataFrame, pd.DataFrame]:
     return customers, truth
 
 
-def transactions_table(rows: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
+def transactions_table(rows: pd.DataFrame, start: pd.Timestamp, first_id: int = 100_001) -> pd.DataFrame:
     """The landed transaction columns from generated order rows, plus ``landing_month``."""
     order_ts = _timestamps(start, rows["t"].to_numpy())
     return pd.DataFrame(
         {
             "order_id": rows["order_id"],
-            "customer_id": _customer_id(rows["customer_index"].to_numpy()),
+            "customer_id": _customer_id(rows["customer_index"].to_numpy(), first_id),
             "order_ts": order_ts,
             "amount": rows["amount"],
             "quantity": rows["quantity"],
@@ -282,6 +341,30 @@ def transactions_table(rows: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
             "landing_month": _month(order_ts),
         }
     )
+
+
+def order_lines(orders: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Each order as one to a few invoice lines (quantity x unit price, summing to the order's
+    amount up to cents); a refund becomes a cancellation invoice ('C' + number) with negative
+    quantities, as order-line exports write them."""
+    n = len(orders)
+    owner = np.repeat(np.arange(n), 1 + rng.poisson(1.2, n))
+    weight = rng.gamma(2.0, 1.0, owner.size)
+    amount = orders["amount"].to_numpy(float)
+    part = np.abs(amount[owner]) * weight / np.bincount(owner, weights=weight)[owner]
+    quantity = 1 + rng.poisson(0.8, owner.size)
+    refund = amount[owner] < 0
+    order_id = orders["order_id"].to_numpy(dtype=object)[owner]
+    return pd.DataFrame({
+        "order_id": np.where(refund, np.char.add("C", order_id.astype(str)), order_id),
+        "customer_id": orders["customer_id"].to_numpy()[owner],
+        "order_ts": orders["order_ts"].to_numpy()[owner],
+        "quantity": np.where(refund, -quantity, quantity),
+        "unit_price": np.round(part / quantity, 2),
+        "product_category": orders["product_category"].to_numpy()[owner],
+        "channel": orders["channel"].to_numpy()[owner],
+        "landing_month": orders["landing_month"].to_numpy()[owner],
+    })
 
 
 def inject_defects(transactions: pd.DataFrame, rng: np.random.Generator, share: float) -> pd.DataFrame:
@@ -336,31 +419,79 @@ def write_landing(sample: SampleData, landing_dir: Path, file_format: str = "csv
     """Write landing-ready monthly chunks under ``landing_dir/<source>/``; returns the paths."""
     if file_format not in ("csv", "parquet"):
         raise ValueError(f"file format must be 'csv' or 'parquet', got {file_format!r}")
+    lines = "unit_price" in sample.transactions.columns
     chunks = {
-        "transactions": (sample.transactions, sample.transactions["landing_month"], TRANSACTION_COLUMNS),
-        "customers": (sample.customers, _month(sample.customers["signup_ts"]), None),
-        "web_sessions": (sample.web_sessions, _month(sample.web_sessions["session_ts"]), None),
+        "transactions": (
+            sample.transactions, sample.transactions["landing_month"], ORDER_LINE_COLUMNS if lines else TRANSACTION_COLUMNS
+        ),
     }
+    if sample.customers is not None:
+        chunks["customers"] = (sample.customers, _month(sample.customers["signup_ts"]), None)
+    if sample.web_sessions is not None:
+        chunks["web_sessions"] = (sample.web_sessions, _month(sample.web_sessions["session_ts"]), None)
     written = []
+    # A later sample in the same home names its files after its first customer id, so it never
+    # overwrites an earlier sample's file of the same month.
+    block = "" if sample.first_customer_id == FIRST_CUSTOMER_ID else f"_{sample.first_customer_id}"
     for source, (frame, month, columns) in chunks.items():
         folder = landing_dir / source
         folder.mkdir(parents=True, exist_ok=True)
         for key, part in frame.groupby(month, sort=True):
-            path = folder / f"{source}_{pd.Timestamp(key):%Y-%m}.{file_format}"
+            path = folder / f"{source}_{pd.Timestamp(key):%Y-%m}{block}.{file_format}"
             _write(part[list(columns)] if columns else part, path, file_format)
             written.append(path)
     if sample.bad_header_file is not None:
-        path = landing_dir / "transactions" / f"transactions_legacy_export.{file_format}"
+        path = landing_dir / "transactions" / f"transactions_legacy_export{block}.{file_format}"
         _write(sample.bad_header_file, path, file_format)
         written.append(path)
     return written
 
 
-def write_truth(sample: SampleData, truth_dir: Path) -> Path:
-    """The latent truth, kept outside landing so the pipeline can never ingest it."""
+class TruthConflict(ChurnError):
+    """Generated customer ids that the home's truth already holds for other latent customers."""
+
+
+def next_customer_id(truth_dir: Path) -> int:
+    """The first customer id after every customer in the truth of ``truth_dir`` (the default
+    first id when there is none), so a further sample in the same home never reuses an id."""
+    path = truth_dir / TRUTH_FILE
+    if not path.exists():
+        return FIRST_CUSTOMER_ID
+    ids = read_parquet(path, columns=["customer_id"])["customer_id"]
+    return max(FIRST_CUSTOMER_ID, int(ids.max()) + 1) if len(ids) else FIRST_CUSTOMER_ID
+
+
+def merged_truth(truth_dir: Path, sample: SampleData) -> pd.DataFrame:
+    """The home's truth with ``sample``'s customers added. Customers already there must be the
+    same latent customers (the same sample generated again); raises ``TruthConflict`` otherwise."""
+    path = truth_dir / TRUTH_FILE
+    if not path.exists():
+        return sample.truth
+    existing = read_parquet(path)
+    overlap = sample.truth.merge(existing, on="customer_id", suffixes=("", "_existing"))
+    differs = np.zeros(len(overlap), dtype=bool)
+    for column in sample.truth.columns.drop("customer_id"):
+        differs |= ~(overlap[column] == overlap[f"{column}_existing"]).to_numpy()
+    if differs.any():
+        ids = overlap.loc[differs, "customer_id"]
+        raise TruthConflict(
+            f"{differs.sum():,} generated customer ids ({ids.min()} .. {ids.max()}) are already in {path} "
+            f"for other latent customers; generate with --id-offset {next_customer_id(truth_dir)} to add "
+            "them after the existing ones, or --replace-truth to start the truth anew"
+        )
+    added = sample.truth[~sample.truth["customer_id"].isin(existing["customer_id"])]
+    return pd.concat([existing, added], ignore_index=True) if len(added) else existing
+
+
+def write_truth(sample: SampleData, truth_dir: Path, replace: bool = False) -> Path:
+    """The latent truth, kept outside landing so the pipeline can never ingest it: merged into
+    the truth already in ``truth_dir`` (see ``merged_truth``) unless ``replace``."""
     truth_dir.mkdir(parents=True, exist_ok=True)
-    path = truth_dir / "customers_truth.parquet"
-    sample.truth.to_parquet(path, index=False)
+    path = truth_dir / TRUTH_FILE
+    truth = sample.truth if replace else merged_truth(truth_dir, sample)
+    partial = path.with_suffix(".parquet.partial")  # written whole, then renamed over the old one
+    truth.to_parquet(partial, index=False)
+    partial.replace(path)
     return path
 
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from churn_assets.core.errors import ChurnError
 from churn_assets.core.sources import FILE_SUFFIXES, SOURCES
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
-class LandingError(ValueError):
+class LandingError(ChurnError):
     """A landed file that cannot be ingested; the message names the file and what to fix."""
 
 
