@@ -33,6 +33,7 @@ from churn_assets.core.warehouse import table_exists
 from churn_assets.definitions import build_definitions
 from churn_assets.defs.resources import build_resources
 from churn_assets.defs.ingestion import SHA_TAG, partitions_name, plan_ingestion
+from churn_assets.defs.failures import failure_text
 from churn_assets.defs.features import CHURN_LABELS, CUSTOMER_FEATURES
 from churn_assets.defs.gold import RETENTION_ACTIONS, RETENTION_SUMMARY
 from churn_assets.defs.ml import CHURN_MODEL, CHURN_PREDICTIONS
@@ -416,15 +417,13 @@ def _contiguous_spans(names: list[str], order: dict[str, int]) -> list[list[str]
 
 
 def _failure(result: dg.ExecutionResult) -> str:
-    """The first failure's own words: a ``dg.Failure`` description, else the error's first line."""
+    """The first failure's own words: a ``dg.Failure`` description (the asset bodies name the
+    asset, month and root cause there), else the root cause of the step's error."""
     for event in result.all_events:
         if event.is_step_failure:
             data = event.step_failure_data
             if data.user_failure_data and data.user_failure_data.description:
                 return data.user_failure_data.description
             if data.error:
-                error = data.error
-                while error.cause is not None:  # the user code's own error, not Dagster's wrapper
-                    error = error.cause
-                return error.message.strip().splitlines()[0]
+                return f"{event.step_key}: {failure_text(data.error)}"
     return f"run {result.run_id} failed; see it in the Dagster UI"

@@ -71,6 +71,11 @@ class Settings:
         "logistic_regression,gradient_boosting", "CHURN_MODEL_CANDIDATES",
         "Comma-separated candidates; the best out-of-time ROC-AUC is chosen.",
     )
+    btyd_features: bool = _setting(
+        True, "CHURN_BTYD_FEATURES",
+        "Also try each candidate with BG/NBD's P(alive) and expected purchases as features; kept only "
+        "when that variant wins out-of-time (true/false).",
+    )
     decision_threshold: float = _setting(
         0.5, "CHURN_DECISION_THRESHOLD", "Probability from which accuracy, precision, recall and F1 count a churner."
     )
@@ -288,6 +293,15 @@ def parse_column_map(text: str, variable: str) -> dict[str, str]:
     return mapping
 
 
+def _parse_bool(raw: str) -> bool:
+    text = raw.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("use true or false")
+
+
 def _env_name(field_name: str) -> str:
     return next(f.metadata["env"] for f in dataclasses.fields(Settings) if f.name == field_name)
 
@@ -295,6 +309,8 @@ def _env_name(field_name: str) -> str:
 def _parse(f: dataclasses.Field, raw: str):
     kind = f.default.__class__
     try:
+        if kind is bool:
+            return _parse_bool(raw)
         if kind is date:
             return date.fromisoformat(raw.strip())
         if kind in (int, float):

@@ -16,6 +16,7 @@ from churn_assets.core.features import (
     features_by_snapshot,
     horizon_observed,
     labels_by_snapshot,
+    refund_only_customers_sql,
     rows_per_snapshot,
 )
 from churn_assets.core.warehouse import query_validated
@@ -27,7 +28,7 @@ S = date(2024, 7, 1)
 def connection():
     with duckdb.connect() as connection:
         connection.execute(
-            """create table tx as select * from (values
+            """create table tx as select *, amount < 0 as is_refund from (values
                 ('O1', 'A', timestamp '2024-01-01 00:00:00', 100.0, 'home'),
                 ('O2', 'A', timestamp '2024-03-01 00:00:00', 50.0, 'sports'),
                 ('R1', 'A', timestamp '2024-03-05 00:00:00', -25.0, 'sports'),
@@ -100,8 +101,8 @@ def test_a_customer_row_holds_from_its_signup_until_a_newer_row_does(connection)
 
 def test_money_is_summed_in_exact_cents(connection):
     connection.execute(
-        "insert into tx values ('O9', 'F', timestamp '2024-06-01', 0.1, 'home'), "
-        "('O10', 'F', timestamp '2024-06-02', 0.2, 'home'), ('R3', 'F', timestamp '2024-06-03', -0.3, 'home')"
+        "insert into tx values ('O9', 'F', timestamp '2024-06-01', 0.1, 'home', false), "
+        "('O10', 'F', timestamp '2024-06-02', 0.2, 'home', false), ('R3', 'F', timestamp '2024-06-03', -0.3, 'home', true)"
     )
     f = _features(connection).loc["F"]
     # as doubles 0.1 + 0.2 - 0.3 is 5.55e-17, and 0.1 + 0.2 is 0.30000000000000004
@@ -116,6 +117,25 @@ def test_only_customers_with_an_order_before_the_snapshot(connection):
     assert sorted(f.index) == ["A", "B", "D"]
     assert (f["last_order_ts"] < datetime(2024, 7, 1)).all()
     assert (f["snapshot_date"] == datetime(2024, 7, 1)).all()
+
+
+def test_an_order_of_amount_zero_is_a_purchase_without_revenue(connection):
+    connection.execute(
+        "insert into tx values ('O11', 'G', timestamp '2024-05-05', 0.0, 'home', false), "
+        "('O12', 'D', timestamp '2024-07-10', 0.0, 'beauty', false)"
+    )
+    g = _features(connection).loc["G"]
+    assert (g["frequency"], g["monetary"], g["avg_order_value"]) == (1, 0.0, 0.0)
+    assert g["recency_days"] == (datetime(2024, 7, 1) - datetime(2024, 5, 5)).days
+    labels = connection.execute(churn_labels_sql(S, 90, "tx")).df().set_index("customer_id")
+    assert labels.loc["G", "churned"] == 1  # active before S, nothing in the horizon
+    assert labels.loc["D", "orders_in_horizon"] == 2  # a free order in the horizon is activity
+
+
+def test_customers_with_only_refunds_before_the_snapshot_are_counted(connection):
+    counts = connection.execute(refund_only_customers_sql([date(2024, 6, 1), S], "tx")).df()
+    # E's only row (2024-06-10) is a refund: left out at 2024-07-01, not yet seen at 2024-06-01
+    assert counts["refund_only_customers"].tolist() == [0, 1]
 
 
 def test_missing_optional_sources_give_empty_columns(connection):

@@ -15,10 +15,12 @@ from churn_assets.core.model import (
     champion_decision,
     importance_by_feature,
     labelled_features_sql,
+    metrics_table,
     model_inputs,
     retention_profit,
     risk_segments,
     top_decile_lift,
+    train_and_select,
     training_window,
 )
 
@@ -177,3 +179,92 @@ def test_reasons_are_empty_rather_than_failing_when_fewer_features_than_reasons_
     reasons = top_reasons(inputs, effects)
     assert reasons["reason_1"].tolist() == [None, "last order 2 days ago (raises risk 10 pts)"]
     assert reasons["reason_2"].tolist() == reasons["reason_3"].tolist() == [None, None]
+
+
+def _labelled(rows: int, seed: int) -> pd.DataFrame:
+    """Feature rows with a learnable label; loyalty points null everywhere, sessions constant."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({c: rng.gamma(2.0, 10.0, rows) for c in NUMERIC_FEATURES})
+    frame["frequency"] = 1 + rng.poisson(3, rows)
+    frame["tenure_days"] = frame["recency_days"] + rng.gamma(2.0, 100.0, rows)
+    frame["segment"] = rng.choice(["consumer", "vip"], rows)
+    frame["loyalty_points"] = np.nan
+    frame["sessions_30d"] = 0.0
+    frame["churned"] = (frame["recency_days"] + rng.normal(0, 8, rows) > 20).astype(int)
+    return frame
+
+
+def test_every_model_drops_a_feature_that_is_null_or_constant_in_its_training_rows():
+    window = training_window(date(2024, 9, 1), MONTHLY, 90, 12)
+    result = train_and_select(
+        _labelled(3000, 1), _labelled(1500, 2), window, seed=0, threshold=0.5, contact_cost=5.0,
+        action_effect=0.2, horizon_days=90, btyd_features=True,
+    )
+    assert set(result.candidates) == {
+        "logistic_regression", "gradient_boosting", "logistic_regression_with_btyd", "gradient_boosting_with_btyd"
+    }
+    assert result.dropped_features == {
+        "loyalty_points": "null in every training row", "sessions_30d": "the same value (0.0) in every training row"
+    }
+    assert "loyalty_points" not in result.features and "recency_days" in result.features
+    for candidate in result.candidates.values():
+        assert np.isfinite(candidate.validation_probability).all()
+        assert candidate.metrics["roc_auc"] > 0.8
+    assert set(result.references) == {"recency_only", "btyd_bgnbd", "rfm_logistic"}
+    assert "brier" in result.references["btyd_bgnbd"] and "brier" not in result.references["recency_only"]
+    table = metrics_table(result)
+    assert {"rfm_logistic", "btyd_bgnbd", "recency_only"} <= set(table.columns)
+
+
+def test_the_value_regression_drops_them_too():
+    from churn_assets.core.value import fit_value_model
+
+    train, validation = _labelled(2000, 3), _labelled(800, 4)
+    for frame in (train, validation):
+        frame["retained"] = True
+        frame["realised_value"] = frame["spend_180d"] * 1.1
+    model = fit_value_model(train, validation, 180, seed=0)
+    assert model.dropped_features["loyalty_points"] == "null in every training row"
+    assert "loyalty_points" not in model.features
+    assert np.isfinite(model.predict(validation) if model.method == "regression" else [0.0]).all()
+
+
+@pytest.mark.parametrize(("churned", "words"), [
+    (0, "single class"),
+    ("few", "a model needs at least 10 of each"),
+])
+def test_data_a_model_cannot_learn_from_says_why(churned, words):
+    train = _labelled(400, 5)
+    train["churned"] = 0 if churned == 0 else (np.arange(len(train)) < 4).astype(int)
+    with pytest.raises(NotEnoughHistory, match=words):
+        train_and_select(train, _labelled(200, 6), training_window(date(2024, 9, 1), MONTHLY, 90, 12),
+                         seed=0, threshold=0.5, contact_cost=5.0, action_effect=0.2)
+
+
+def test_a_few_hundred_customers_still_train():
+    result = train_and_select(
+        _labelled(300, 7), _labelled(150, 8), training_window(date(2024, 9, 1), MONTHLY, 90, 12),
+        seed=0, threshold=0.5, contact_cost=5.0, action_effect=0.2,
+    )
+    assert result.best.metrics["roc_auc"] > 0.7
+
+
+def test_the_root_cause_of_a_joblib_worker_error_is_the_workers_own_error():
+    from joblib import Parallel, delayed
+
+    from churn_assets.core.errors import root_cause
+
+    def fails(_):
+        raise ValueError("window shape cannot be larger than input array shape")
+
+    with pytest.raises(ValueError) as caught:
+        Parallel(n_jobs=2, backend="loky")(delayed(fails)(i) for i in range(2))
+    assert type(caught.value.__cause__).__name__ == "_RemoteTraceback"
+    assert root_cause(caught.value) == "ValueError: window shape cannot be larger than input array shape"
+    try:
+        try:
+            raise OSError("No space left on device")
+        except OSError as inner:
+            raise RuntimeError("Current transaction is aborted") from inner
+    except RuntimeError as outer:
+        assert root_cause(outer) == "OSError: No space left on device"

@@ -1,5 +1,27 @@
-"""The base of every error a user can fix: its message says what went wrong and what to do."""
+"""Errors a user can fix, and the root cause of any other error in words a person can act on."""
+
+from __future__ import annotations
 
 
 class ChurnError(ValueError):
     """An expected error; the CLI prints its message on one line and exits with status 2."""
+
+
+# joblib re-raises a worker's error in the parent with the worker's traceback, as text, for its
+# cause; the re-raised error is the one that says what went wrong.
+_TRACEBACK_TEXT = "_RemoteTraceback"
+
+
+def root_cause(error: BaseException) -> str:
+    """'Type: message' of the innermost error behind ``error`` (its chain of causes walked)."""
+    while True:
+        cause = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+        if cause is None or type(cause).__name__ == _TRACEBACK_TEXT:
+            break
+        error = cause
+    return f"{type(error).__name__}: {first_line(str(error))}"
+
+
+def first_line(text: str) -> str:
+    """The first non-empty line of an error message (the rest is usually a traceback or a hint)."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "(no message)")

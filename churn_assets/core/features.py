@@ -70,11 +70,11 @@ def feature_inputs_sql(
     # to run, and a mean rounded to cents then flips on ties.
     orders = f"""
         select customer_id, order_ts, amount::decimal(18, 2) as amount,
-               case when amount > 0 then order_ts end as purchase_ts,
-               case when amount > 0 then amount::decimal(18, 2) end as purchase_amount,
-               case when amount < 0 then amount::decimal(18, 2) end as refund_amount,
-               case when amount > 0 then date_diff('second', lag(order_ts) over (
-                   partition by customer_id, amount > 0 order by order_ts, order_id
+               case when not is_refund then order_ts end as purchase_ts,
+               case when not is_refund then amount::decimal(18, 2) end as purchase_amount,
+               case when is_refund then amount::decimal(18, 2) end as refund_amount,
+               case when not is_refund then date_diff('second', lag(order_ts) over (
+                   partition by customer_id, is_refund order by order_ts, order_id
                ), order_ts) end as gap_seconds,
                case when product_category is not null and row_number() over (
                    partition by customer_id, product_category order by order_ts, order_id
@@ -256,6 +256,25 @@ def labels_by_snapshot(connection, snapshots: list[date], horizon_days: int) -> 
     return labels, unobserved, data_through
 
 
+def refund_only_customers_sql(snapshots: list[date], transactions: str = "silver.transactions") -> str:
+    """Per snapshot, customers with rows before it that are all refunds: they have no purchase to
+    measure recency or a label from, so they are the only ones with history but no feature row."""
+    listed = ", ".join(f"({_ts(s)})" for s in snapshots) or "(null::timestamp)"
+    return f"""
+        with customers as (
+            select customer_id, min(order_ts) as first_row_ts,
+                   min(order_ts) filter (where not is_refund) as first_purchase_ts
+            from {transactions} group by 1
+        )
+        select s.snapshot_date, count(c.customer_id) as refund_only_customers
+        from (values {listed}) s(snapshot_date)
+        left join customers c
+          on c.first_row_ts < s.snapshot_date
+         and (c.first_purchase_ts is null or c.first_purchase_ts >= s.snapshot_date)
+        group by 1 order by 1
+    """
+
+
 def rows_per_snapshot(table: pa.Table, column: str | None = None) -> pd.DataFrame:
     """Rows per snapshot (and the mean of ``column``) of a snapshot table, for a person to read."""
     aggregations = [("snapshot_date", "count")] + ([(column, "mean")] if column else [])
@@ -280,8 +299,8 @@ LABEL_INPUT = "label_first_purchases"
 
 
 def first_purchases_sql(transactions: str = "silver.transactions") -> str:
-    """Each customer's first purchase (an order with a positive amount)."""
-    return f"select customer_id, min(order_ts) as first_purchase_ts from {transactions} where amount > 0 group by 1"
+    """Each customer's first purchase (any order that is not a refund, amount 0 included)."""
+    return f"select customer_id, min(order_ts) as first_purchase_ts from {transactions} where not is_refund group by 1"
 
 
 def churn_labels_sql(
@@ -303,7 +322,7 @@ def churn_labels_sql(
         from {first} f
         left join (
             select customer_id, count(*) as orders_in_horizon from {transactions}
-            where amount > 0 and order_ts >= {s} and order_ts < {end} group by 1
+            where not is_refund and order_ts >= {s} and order_ts < {end} group by 1
         ) h using (customer_id)
         where f.first_purchase_ts < {s}
         order by f.customer_id

@@ -67,7 +67,8 @@ def log_training(
         mlflow.log_metrics(result.best.metrics)
         for name, candidate in result.candidates.items():
             mlflow.log_metrics({f"{name}.{k}": v for k, v in candidate.metrics.items()})
-        mlflow.log_metrics({f"recency_only.{k}": v for k, v in result.recency_only.items()})
+        for name, metrics in result.references.items():
+            mlflow.log_metrics({f"{name}.{k}": v for k, v in metrics.items()})
         mlflow.log_metrics({
             "random_split.roc_auc": result.random_split_roc_auc,
             "train_rows": result.train_rows,
@@ -116,12 +117,13 @@ def _requirements() -> list[str]:
 
 
 def _library_types(model) -> list[str]:
-    """Types skops does not trust by default but which belong to sklearn, numpy or the standard
-    library; anything else stays untrusted, so loading a foreign object still fails."""
+    """Types skops does not trust by default but which belong to sklearn, numpy, the standard
+    library or this project (the BG/NBD feature step); anything else stays untrusted, so loading
+    a foreign object still fails."""
     import skops.io
 
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    return [t for t in untrusted if t.split(".")[0] in ("sklearn", "numpy", "functools")]
+    return [t for t in untrusted if t.split(".")[0] in ("sklearn", "numpy", "functools", "churn_assets")]
 
 
 def version_for_snapshot(tracking_uri: str, snapshot: str) -> ModelVersion | None:

@@ -199,7 +199,8 @@ def silver_transactions_sql(classified: str) -> str:
     return f"""
         select order_id, customer_id, order_first_ts as order_ts, order_amount as amount,
                cast(order_quantity as integer) as quantity, product_category, channel,
-               order_amount < 0 as is_refund, line_count, _source_file, _row_number
+               order_amount < 0 or (is_line and order_id like 'C%') as is_refund,
+               line_count, _source_file, _row_number
         from {classified}
         where reason is null and line_rank = 1
         order by order_ts, order_id
@@ -264,7 +265,9 @@ def silver_transactions_schema() -> pandera.DataFrameSchema:
             "quantity": pandera.Column("Int32", nullable=True),
             "product_category": pandera.Column(text, nullable=True),
             "channel": pandera.Column(text, nullable=True),
-            "is_refund": pandera.Column(bool, description="amount < 0"),
+            "is_refund": pandera.Column(
+                bool, description="amount < 0, or a cancellation invoice (C...) of order lines"
+            ),
             "line_count": pandera.Column(
                 "int64", pandera.Check.ge(1), description="Landed rows merged into this order (order lines)"
             ),

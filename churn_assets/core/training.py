@@ -16,6 +16,7 @@ from churn_assets.core.drift import drift_report, reference_profile
 from churn_assets.core.explain import REASON_FEATURES, typical_values
 from churn_assets.core.model import (
     GateDecision,
+    dropped_features_table,
     TrainingResult,
     TrainingWindow,
     feature_importance,
@@ -72,7 +73,8 @@ def train_and_register(settings, data: TrainingData, tags: dict[str, str]) -> Tr
     result = train_and_select(
         data.train, data.validation, data.window, seed=settings.seed, threshold=settings.decision_threshold,
         contact_cost=settings.contact_cost, action_effect=settings.action_effect,
-        candidates=settings.candidate_list,
+        candidates=settings.candidate_list, horizon_days=settings.churn_horizon_days,
+        btyd_features=settings.btyd_features,
     )
     x_train, x_valid = model_inputs(data.train), model_inputs(data.validation)
     importance = feature_importance(result, x_valid, settings.seed)
@@ -93,6 +95,9 @@ def train_and_register(settings, data: TrainingData, tags: dict[str, str]) -> Tr
             "candidates": ",".join(settings.candidate_list),
             "decision_threshold": settings.decision_threshold,
             "seed": settings.seed,
+            "btyd_features_offered": settings.btyd_features,
+            "features_used": ",".join(result.features),
+            "features_dropped": ",".join(result.dropped_features) or "none",
         },
         tags=tags,
         figures=figures,
@@ -100,7 +105,11 @@ def train_and_register(settings, data: TrainingData, tags: dict[str, str]) -> Tr
             "typical": typical_values(x_train, list(importance_by_feature(importance).index[:REASON_FEATURES])),
             "drift": reference_profile(x_train, result.best.model.predict_proba(x_train)[:, 1]),
         },
-        tables={"metrics": metrics.reset_index(), "importance": importance.rename("value").reset_index()},
+        tables={
+            "metrics": metrics.reset_index(),
+            "importance": importance.rename("value").reset_index(),
+            "dropped_features": dropped_features_table(result.dropped_features),
+        },
     )
     decision, gate_metadata = registry.apply_champion_gate(
         settings.mlflow_tracking_uri, logged.version, data.window.model_snapshot, result.best.metrics["roc_auc"],

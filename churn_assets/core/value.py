@@ -8,7 +8,7 @@ only (those who ordered within the churn horizon), because the value is "if reta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
@@ -18,7 +18,14 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.metrics import mean_absolute_error
 
 from churn_assets.core.features import data_through_sql
-from churn_assets.core.model import NotEnoughHistory, TrainingWindow, model_inputs, training_window
+from churn_assets.core.model import (
+    NUMERIC_FEATURES,
+    NotEnoughHistory,
+    TrainingWindow,
+    informative_features,
+    model_inputs,
+    training_window,
+)
 from churn_assets.core.warehouse import query_frame, snapshot_dates
 
 METHODS = ("run_rate", "regression")
@@ -52,7 +59,7 @@ def realised_value_sql(
                        where t.order_ts < d.snapshot_date + interval {int(value_days)} day), 0)::double
                        as realised_value,
                    count(*) filter (
-                       where t.amount > 0 and t.order_ts < d.snapshot_date + interval {int(horizon_days)} day) > 0
+                       where not t.is_refund and t.order_ts < d.snapshot_date + interval {int(horizon_days)} day) > 0
                        as retained
             from drawn d
             left join {transactions} t
@@ -80,10 +87,12 @@ class ValueModel:
     value_days: int
     regression: HistGradientBoostingRegressor | None
     evaluation: pd.DataFrame  # one row per method: total_error_pct, mae, spearman
+    features: list[str] = field(default_factory=list)  # the regression's inputs
+    dropped_features: dict[str, str] = field(default_factory=dict)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         if self.method == "regression" and self.regression is not None:
-            return np.clip(self.regression.predict(model_inputs(features).drop(columns="segment")), 0, None)
+            return np.clip(self.regression.predict(model_inputs(features)[self.features]), 0, None)
         return run_rate_value(features, self.value_days)
 
 
@@ -109,19 +118,23 @@ def fit_value_model(
     train, validation = train[train["retained"]], validation[validation["retained"]]
     if len(train) < 50 or len(validation) < 20:
         return ValueModel("run_rate", value_days, None, pd.DataFrame())
+    inputs = model_inputs(train)
+    features, dropped = informative_features(inputs, NUMERIC_FEATURES)
+    if not features:
+        return ValueModel("run_rate", value_days, None, pd.DataFrame(), [], dropped)
     regression = HistGradientBoostingRegressor(
         loss="poisson", max_iter=200, learning_rate=0.08, early_stopping=True, random_state=seed
-    ).fit(model_inputs(train).drop(columns="segment"), np.clip(train["realised_value"].to_numpy(float), 0, None))
+    ).fit(inputs[features], np.clip(train["realised_value"].to_numpy(float), 0, None))
     realised = np.clip(validation["realised_value"].to_numpy(float), 0, None)
     candidates = {
         "run_rate": ValueModel("run_rate", value_days, None, pd.DataFrame()),
-        "regression": ValueModel("regression", value_days, regression, pd.DataFrame()),
+        "regression": ValueModel("regression", value_days, regression, pd.DataFrame(), features, dropped),
     }
     evaluation = pd.DataFrame(
         {name: evaluate_value(realised, model.predict(validation)) for name, model in candidates.items()}
     ).T
     chosen = str(evaluation["mae"].idxmin())
-    return ValueModel(chosen, value_days, candidates[chosen].regression, evaluation)
+    return ValueModel(chosen, value_days, candidates[chosen].regression, evaluation, features, dropped)
 
 
 def value_observed(snapshot: date, value_days: int, data_through) -> bool:

@@ -12,12 +12,15 @@ from churn_assets.core.features import (
     customer_features_schema,
     features_by_snapshot,
     labels_by_snapshot,
+    refund_only_customers_sql,
     rows_per_snapshot,
 )
+from churn_assets.core.warehouse import query_frame
 from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
 from churn_assets.defs.automation import refresh_after_new_data, refresh_recent_months
 from churn_assets.defs.ingestion import bronze_key
 from churn_assets.defs.metadata import add_row_counts_per_partition, arrow_preview, column_schema, validated_arrow_type
+from churn_assets.defs.failures import named_failure
 from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
 from churn_assets.defs.silver import SILVER_TRANSACTIONS
 from churn_assets.settings import Settings
@@ -69,23 +72,29 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     def customer_features(
         context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource
     ) -> pa.Table:
-        formats = churn_settings.core().timestamp_format_list
-        snapshots = _snapshots(context)
-        with warehouse.get_connection() as connection:
-            features = features_by_snapshot(connection, snapshots, formats)
-        context.log.info(f"{len(snapshots)} snapshot(s), {features.num_rows:,} customer rows")
-        per_snapshot = rows_per_snapshot(features)
-        add_row_counts_per_partition(context, per_snapshot)
-        context.add_output_metadata(
-            {
-                "snapshots": len(snapshots),
-                "customers_per_snapshot": dg.MetadataValue.md(
-                    per_snapshot.rename(columns={"rows": "customers"}).to_markdown() if features.num_rows else "none"
-                ),
-                "preview": arrow_preview(features),
-            }
-        )
-        return features
+        with named_failure(context):
+            formats = churn_settings.core().timestamp_format_list
+            snapshots = _snapshots(context)
+            with warehouse.get_connection() as connection:
+                features = features_by_snapshot(connection, snapshots, formats)
+                left_out = query_frame(connection, refund_only_customers_sql(snapshots)).set_index("snapshot_date")
+            context.log.info(f"{len(snapshots)} snapshot(s), {features.num_rows:,} customer rows")
+            per_snapshot = rows_per_snapshot(features)
+            add_row_counts_per_partition(context, per_snapshot)
+            table = per_snapshot.rename(columns={"rows": "customers"}).join(left_out, how="outer").fillna(0).astype(int)
+            context.add_output_metadata(
+                {
+                    "snapshots": len(snapshots),
+                    "customers_per_snapshot": dg.MetadataValue.md(table.to_markdown() if len(table) else "none"),
+                    "refund_only_customers_left_out": int(left_out["refund_only_customers"].sum()),
+                    "left_out_why": dg.MetadataValue.text(
+                        "customers whose only rows before the snapshot are refunds have no purchase to measure "
+                        "recency or a label from; an order of amount 0 counts as a purchase"
+                    ),
+                    "preview": arrow_preview(features),
+                }
+            )
+            return features
 
     @dg.asset(
         key=CHURN_LABELS,
@@ -106,25 +115,26 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     def churn_labels(
         context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource
     ) -> pa.Table:
-        horizon = churn_settings.core().churn_horizon_days
-        with warehouse.get_connection() as connection:
-            labels, unobserved, data_through = labels_by_snapshot(connection, _snapshots(context), horizon)
-        unobserved = [s.isoformat() for s in unobserved]
-        if unobserved:
-            context.log.info(f"{horizon}-day horizon not yet observed (data through {data_through}): {unobserved}")
-        per_snapshot = rows_per_snapshot(labels, "churned")
-        add_row_counts_per_partition(context, per_snapshot)
-        context.add_output_metadata(
-            {
-                "horizon_days": horizon,
-                "data_through": str(data_through),
-                "snapshots_without_labels_yet": ", ".join(unobserved) or "none",
-                "churn_rate_per_snapshot": dg.MetadataValue.md(
-                    per_snapshot.to_markdown() if labels.num_rows else "none"
-                ),
-            }
-        )
-        return labels
+        with named_failure(context):
+            horizon = churn_settings.core().churn_horizon_days
+            with warehouse.get_connection() as connection:
+                labels, unobserved, data_through = labels_by_snapshot(connection, _snapshots(context), horizon)
+            unobserved = [s.isoformat() for s in unobserved]
+            if unobserved:
+                context.log.info(f"{horizon}-day horizon not yet observed (data through {data_through}): {unobserved}")
+            per_snapshot = rows_per_snapshot(labels, "churned")
+            add_row_counts_per_partition(context, per_snapshot)
+            context.add_output_metadata(
+                {
+                    "horizon_days": horizon,
+                    "data_through": str(data_through),
+                    "snapshots_without_labels_yet": ", ".join(unobserved) or "none",
+                    "churn_rate_per_snapshot": dg.MetadataValue.md(
+                        per_snapshot.to_markdown() if labels.num_rows else "none"
+                    ),
+                }
+            )
+            return labels
 
     return [customer_features, churn_labels]
 

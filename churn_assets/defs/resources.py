@@ -43,6 +43,9 @@ class ChurnSettings(dg.ConfigurableResource):
     training_months: int = Field(description="Months of labelled snapshots a model may train on (CHURN_TRAINING_MONTHS).")
     max_training_rows: int = Field(description="Training rows drawn from them (CHURN_MAX_TRAINING_ROWS).")
     model_candidates: str = Field(description="Comma-separated model candidates (CHURN_MODEL_CANDIDATES).")
+    btyd_features: bool = Field(
+        default=True, description="Also try candidates with the BG/NBD features (CHURN_BTYD_FEATURES)."
+    )
     decision_threshold: float = Field(description="Threshold for accuracy/precision/recall/F1 (CHURN_DECISION_THRESHOLD).")
     risk_cutoffs: str = Field(description="Medium and High risk start, e.g. '0.3,0.6' (CHURN_RISK_CUTOFFS).")
     champion_tolerance: float = Field(description="ROC-AUC a new champion may lose (CHURN_CHAMPION_TOLERANCE).")

@@ -16,6 +16,7 @@ from churn_assets.core.warehouse import table_exists
 from churn_assets.defs.automation import refresh_after_new_data
 from churn_assets.defs.ingestion import bronze_key
 from churn_assets.defs.metadata import column_schema, dagster_type, preview, validated_arrow_type
+from churn_assets.defs.failures import named_failure
 from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
 
 SILVER_TRANSACTIONS = dg.AssetKey(["silver", "transactions"])
@@ -57,34 +58,35 @@ def _bronze_transactions(connection) -> str:
 )
 def silver_transactions(context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource):
     """Rebuilds both tables from all of bronze: one classifying SQL pass, then a split."""
-    settings = churn_settings.core()
-    with warehouse.get_connection() as connection:
-        silver, quarantine = silver_and_quarantine(
-            connection, _bronze_transactions(connection), settings.max_abs_amount, settings.timestamp_format_list
+    with named_failure(context):
+        settings = churn_settings.core()
+        with warehouse.get_connection() as connection:
+            silver, quarantine = silver_and_quarantine(
+                connection, _bronze_transactions(connection), settings.max_abs_amount, settings.timestamp_format_list
+            )
+        reasons = quarantine["reason"].value_counts()
+        silver = silver_transactions_schema().validate(silver)
+        metadata = {
+            "refunds": int(silver["is_refund"].sum()),
+            "merged_order_lines": int((silver["line_count"] - 1).sum()),
+            "customers": int(silver["customer_id"].nunique()),
+            "first_order": str(silver["order_ts"].min()) if len(silver) else "none",
+            "last_order": str(silver["order_ts"].max()) if len(silver) else "none",
+            "preview": preview(silver),
+        }
+        # Handed on as Arrow, and the frame dropped: at ten million orders a second validation by
+        # the Dagster type and the IO manager's copy of the frame cost gigabytes.
+        table = pa.Table.from_pandas(silver, preserve_index=False)
+        del silver
+        yield dg.Output(table, "transactions", metadata=metadata)
+        yield dg.Output(
+            quarantine_schema().validate(quarantine),
+            "quarantine",
+            metadata={
+                **{f"reason/{reason}": int(reasons.get(reason, 0)) for reason in QUARANTINE_REASONS},
+                "preview": preview(quarantine),
+            },
         )
-    reasons = quarantine["reason"].value_counts()
-    silver = silver_transactions_schema().validate(silver)
-    metadata = {
-        "refunds": int(silver["is_refund"].sum()),
-        "merged_order_lines": int((silver["line_count"] - 1).sum()),
-        "customers": int(silver["customer_id"].nunique()),
-        "first_order": str(silver["order_ts"].min()) if len(silver) else "none",
-        "last_order": str(silver["order_ts"].max()) if len(silver) else "none",
-        "preview": preview(silver),
-    }
-    # Handed on as Arrow, and the frame dropped: at ten million orders a second validation by
-    # the Dagster type and the IO manager's copy of the frame cost gigabytes.
-    table = pa.Table.from_pandas(silver, preserve_index=False)
-    del silver
-    yield dg.Output(table, "transactions", metadata=metadata)
-    yield dg.Output(
-        quarantine_schema().validate(quarantine),
-        "quarantine",
-        metadata={
-            **{f"reason/{reason}": int(reasons.get(reason, 0)) for reason in QUARANTINE_REASONS},
-            "preview": preview(quarantine),
-        },
-    )
 
 
 @dg.asset_check(

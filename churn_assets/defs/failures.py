@@ -1,0 +1,44 @@
+"""Step failures that name the asset, the month and the root cause, in the UI and the CLI alike."""
+
+from __future__ import annotations
+
+import traceback
+from contextlib import contextmanager
+
+import dagster as dg
+from dagster._utils.error import SerializableErrorInfo
+
+from churn_assets.core.errors import _TRACEBACK_TEXT, first_line, root_cause
+
+
+def _where(context: dg.AssetExecutionContext) -> str:
+    """'ml.churn_model for 2025-01-01' (or a range of months, or no partition)."""
+    name = ".".join(context.assets_def.key.path) if len(context.assets_def.keys) == 1 else context.op_def.name
+    if context.assets_def.partitions_def is None:
+        return name
+    keys = context.partition_keys
+    return f"{name} for {keys[0]}" if len(keys) == 1 else f"{name} for {keys[0]} .. {keys[-1]}"
+
+
+@contextmanager
+def named_failure(context: dg.AssetExecutionContext):
+    """Turn an unexpected error in an asset body into a ``dg.Failure`` whose description names the
+    asset, its partitions and the root cause's own type and message; the traceback stays beside it."""
+    try:
+        yield
+    except dg.Failure:
+        raise
+    except Exception as exc:
+        raise dg.Failure(
+            description=f"{_where(context)}: {root_cause(exc)}",
+            metadata={"traceback": dg.MetadataValue.text("".join(traceback.format_exception(exc)))},
+        ) from exc
+
+
+def failure_text(error: SerializableErrorInfo) -> str:
+    """The root cause of a step's error as Dagster stored it: the innermost cause that is neither
+    Dagster's wrapper around user code nor joblib's traceback text."""
+    while error.cause is not None and error.cause.cls_name != _TRACEBACK_TEXT:
+        error = error.cause
+    message = first_line(error.message)
+    return message if error.cls_name is None or message.startswith(error.cls_name) else f"{error.cls_name}: {message}"
