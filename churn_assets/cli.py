@@ -167,7 +167,12 @@ def _generate(args, settings: Settings) -> int:
 
 
 def _generate_into(settings: Settings, config, file_format: str = "csv", replace_truth: bool = False) -> None:
-    from churn_assets.core.generate import generate_sample, merged_truth, write_landing, write_truth
+    from churn_assets.core.generate import (
+        generate_sample,
+        merged_truth,
+        write_landing,
+        write_truth,
+    )
 
     print(
         f"Generating {config.customers:,} customers over {config.months} months from "
@@ -233,13 +238,10 @@ def _run(args, settings: Settings) -> int:
 
 
 def _quiet_mlflow() -> None:
-    """MLflow's per-run notices and download bars would bury the progress lines."""
-    import logging
-
-    import mlflow  # noqa: F401 - importing it configures its loggers, which we then turn down
-
+    """MLflow's per-run notices and download bars would bury the progress lines. Set through
+    the environment, which MLflow reads when something first imports it."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def _report(args, settings: Settings) -> int:

@@ -1,9 +1,10 @@
 """The whole pipeline as one plain script, with no Dagster: the yardstick for orchestration overhead.
 
 Landing files -> bronze -> silver and quarantine (with row accounting) -> features and labels for
-every snapshot (with their checks) -> model, MLflow run and champion gate for the newest snapshot
--> predictions -> customer value -> retention plan -> summary, through the same core functions
-the assets call, into its own DuckDB file and MLflow store. What it leaves out is what
+every snapshot (with their checks) -> for every snapshot with data, oldest first: model, MLflow
+run and champion gate, predictions, customer value, retention plan and summary; the same work
+``churn-assets run`` does on a fresh home, through the same core functions the assets call, into
+its own DuckDB file and MLflow store. What it leaves out is what
 orchestration adds: run and event storage, the IO manager, asset metadata and lineage.
 """
 
@@ -22,8 +23,14 @@ from churn_assets.core.features import (
     features_by_snapshot,
     labels_by_snapshot,
 )
-from churn_assets.core.gold import customer_value_schema, plan_customers_sql, plan_with_baselines, retention_actions_schema
+from churn_assets.core.gold import (
+    customer_value_schema,
+    plan_customers_sql,
+    plan_with_baselines,
+    retention_actions_schema,
+)
 from churn_assets.core.landing import scan_landing
+from churn_assets.core.model import NotEnoughHistory
 from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
 from churn_assets.core.silver import (
     quarantine_schema,
@@ -32,7 +39,11 @@ from churn_assets.core.silver import (
     silver_transactions_schema,
 )
 from churn_assets.core.sources import SOURCES
-from churn_assets.core.summary import create_views_sql, retention_summary_schema, retention_summary_sql
+from churn_assets.core.summary import (
+    create_views_sql,
+    retention_summary_schema,
+    retention_summary_sql,
+)
 from churn_assets.core.training import (
     score_with_registered_model,
     snapshot_features_sql,
@@ -53,7 +64,7 @@ class PlainPipelineError(RuntimeError):
 
 def run_plain_pipeline(settings: Settings, step: Step) -> str:
     """Build every table of the warehouse at ``settings.warehouse_path`` from the landed files and
-    plan the newest snapshot. Returns that snapshot (YYYY-MM-DD)."""
+    model and plan every snapshot with data. Returns the newest (YYYY-MM-DD)."""
     with duckdb.connect(str(settings.warehouse_path), config=settings.duckdb_config) as connection:
         for schema in ("bronze", "silver", "ml", "gold"):
             connection.execute(f"create schema if not exists {schema}")
@@ -61,16 +72,19 @@ def run_plain_pipeline(settings: Settings, step: Step) -> str:
         _silver(connection, settings, step)
         snapshots = snapshots_with_data(connection, settings.start_date)
         _snapshots(connection, settings, snapshots, step)
-        newest = snapshots[-1]
-        _model_and_predictions(connection, settings, newest, step)
-        _gold(connection, settings, newest, step)
-    return newest
+        for table in ("ml.churn_predictions", "gold.customer_value", "gold.retention_actions", "gold.retention_summary"):
+            connection.execute(f"drop table if exists {table}")
+        for snapshot in snapshots:  # oldest first, as a range run does
+            if _model_and_predictions(connection, settings, snapshot, step, plots=snapshot == snapshots[-1]):
+                _gold(connection, settings, snapshot, step, plot=snapshot == snapshots[-1])
+    return snapshots[-1]
 
 
-def _write(connection, table: str, frame: pd.DataFrame | pa.Table) -> None:
+def _write(connection, table: str, frame: pd.DataFrame | pa.Table, append: bool = False) -> None:
     if isinstance(frame, pd.DataFrame):
         frame = pa.Table.from_pandas(frame, preserve_index=False)
-    connection.execute(f"drop table if exists {table}")
+    if not append:
+        connection.execute(f"drop table if exists {table}")
     insert_by_name(connection, table, frame)
 
 
@@ -96,7 +110,7 @@ def _bronze(connection, settings: Settings, step: Step) -> None:
 
 def _silver(connection, settings: Settings, step: Step) -> None:
     with step("silver.transactions") as timed:
-        silver, quarantine = silver_and_quarantine(
+        silver, quarantine, _ = silver_and_quarantine(
             connection, "bronze.transactions", settings.max_abs_amount, settings.timestamp_format_list
         )
         silver, quarantine = silver_transactions_schema().validate(silver), quarantine_schema().validate(quarantine)
@@ -130,10 +144,14 @@ def _snapshots(connection, settings: Settings, snapshots: list[str], step: Step)
         timed.rows = labels.num_rows
 
 
-def _model_and_predictions(connection, settings: Settings, snapshot: str, step: Step) -> None:
+def _model_and_predictions(connection, settings: Settings, snapshot: str, step: Step, plots: bool) -> bool:
+    """The month's model, gate and predictions; False when the month has too little history."""
     with step("ml.churn_model") as timed:
-        data = training_data(connection, settings, date.fromisoformat(snapshot))
-        trained = train_and_register(settings, data, tags={"plain_pipeline": "true"})
+        try:
+            data = training_data(connection, settings, date.fromisoformat(snapshot))
+        except NotEnoughHistory:
+            return False
+        trained = train_and_register(settings, data, tags={"plain_pipeline": "true"}, plots=plots)
         timed.rows = trained.result.train_rows
     with step("ml.churn_predictions") as timed:
         features = query_frame(connection, snapshot_features_sql(snapshot))
@@ -142,24 +160,24 @@ def _model_and_predictions(connection, settings: Settings, snapshot: str, step: 
             raise PlainPipelineError(f"no model version for {snapshot}: the champion gate refused it")
         if len(scored.predictions) != len(features):
             raise PlainPipelineError("predictions do not cover every customer in the features")
-        _write(connection, "ml.churn_predictions", scored.predictions)
+        _write(connection, "ml.churn_predictions", scored.predictions, append=True)
         timed.rows = len(scored.predictions)
+    return True
 
 
-def _gold(connection, settings: Settings, snapshot: str, step: Step) -> None:
+def _gold(connection, settings: Settings, snapshot: str, step: Step, plot: bool) -> None:
     with step("gold.customer_value") as timed:
         frame, _, _ = value_for_snapshot(connection, date.fromisoformat(snapshot), settings)
         value = customer_value_schema().validate(frame)
-        _write(connection, "gold.customer_value", value)
+        _write(connection, "gold.customer_value", value, append=True)
         timed.rows = len(value)
     with step("gold.retention_actions") as timed:
-        outcome = plan_with_baselines(query_frame(connection, plan_customers_sql(snapshot)), settings)
-        _write(connection, "gold.retention_actions", retention_actions_schema().validate(outcome.plan))
+        outcome = plan_with_baselines(query_frame(connection, plan_customers_sql(snapshot)), settings, plot=plot)
+        _write(connection, "gold.retention_actions", retention_actions_schema().validate(outcome.plan), append=True)
         timed.rows = len(outcome.plan)
     with step("gold.retention_summary") as timed:
         for statement in create_views_sql():
             connection.execute(statement)
         summary = retention_summary_schema().validate(query_frame(connection, retention_summary_sql(snapshot)))
-        _write(connection, "gold.retention_summary", summary)
+        _write(connection, "gold.retention_summary", summary, append=True)
         timed.rows = len(summary)
-

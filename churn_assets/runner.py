@@ -1,7 +1,9 @@
 """Headless runs of the pipeline into the persistent Dagster instance (``churn-assets run``).
 
-Runs go through the same jobs, resources and instance the UI uses, so everything done here
-shows up in ``dagster dev`` afterwards.
+Dagster decides what runs: the landing sensor's rules say which files to ingest, and the assets'
+automation conditions (``run_plan.stale_partitions``) say which partitions are stale; this module
+executes what they ask for in this process, then asks again, until nothing is stale. Runs go
+through the same assets, resources and instance the UI uses, so they show up in ``dagster dev``.
 """
 
 from __future__ import annotations
@@ -28,16 +30,13 @@ from dagster._core.storage.tags import (
 from churn_assets.core.bronze import check_landed_columns, read_landed_file
 from churn_assets.core.landing import LandingError, Verdict
 from churn_assets.core.sources import SOURCES
-from churn_assets.core.warehouse import snapshots_with_data as core_snapshots_with_data
 from churn_assets.core.warehouse import table_exists
 from churn_assets.definitions import build_definitions
-from churn_assets.defs.resources import build_resources
+from churn_assets.defs.failures import RETRY_TAG, failure_text
 from churn_assets.defs.ingestion import SHA_TAG, partitions_name, plan_ingestion
-from churn_assets.defs.failures import failure_text
-from churn_assets.defs.features import CHURN_LABELS, CUSTOMER_FEATURES
-from churn_assets.defs.gold import RETENTION_ACTIONS, RETENTION_SUMMARY
-from churn_assets.defs.ml import CHURN_MODEL, CHURN_PREDICTIONS
-from churn_assets.defs.silver import SILVER_TRANSACTIONS
+from churn_assets.defs.keys import CHURN_MODEL
+from churn_assets.defs.resources import build_resources
+from churn_assets.run_plan import RunPlan, consecutive_spans, plan_runs, stale_partitions
 from churn_assets.settings import Settings
 
 # Failures are reported in the summary (and in full in the UI), so the console stays quiet.
@@ -45,6 +44,7 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # "host:pid:process start time" of the process that executes a run in process, so a later run
 # can tell that process is gone (killed) and release what its run still holds.
 PROCESS_TAG = "churn_assets/process"
+ASSET_JOB = "refresh_tables"  # silver and the monthly tables, for runs of any selection of them
 UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
@@ -54,7 +54,7 @@ class PipelineReport:
     ingested: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
-    modelled: list[str] = field(default_factory=list)
+    built: list[RunPlan] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -114,11 +114,9 @@ def run_pipeline(
     instance: dg.DagsterInstance | None = None,
     verbose: bool = False,
     echo: Callable[[str], None] = lambda _: None,
-    newest_model_only: bool = False,
 ) -> PipelineReport:
-    """Ingest every new landed file into bronze; when anything was new, rebuild silver, features
-    and labels; then train, gate and score every snapshot whose model is stale (only the newest
-    one with ``newest_model_only``). Returns what happened."""
+    """Ingest every new landed file into bronze, then build what the automation conditions call
+    stale, round after round, until nothing is. Returns what happened."""
     started = time.perf_counter()
     instance = instance or dg.DagsterInstance.get()
     definitions = in_process_definitions(settings)
@@ -139,111 +137,89 @@ def run_pipeline(
         if decisions:
             echo(f"Ingesting {len(decisions)} new {source} file(s) ...")
             _ingest(instance, settings, source, decisions, run_config, report, echo)
-    rebuild_silver = bool(report.ingested) or _materialized_at(instance, SILVER_TRANSACTIONS) is None
-    if rebuild_silver:
-        _build(instance, settings, "build_silver", "silver", run_config, report, echo)
-    snapshots = snapshots_with_data(settings, definitions) if settings.warehouse_path.exists() else []
-    # Also after a run that was killed part-way: any snapshot older than silver is rebuilt.
-    if snapshots and not report.failures and _stale_snapshots(instance, snapshots):
-        tags = {ASSET_PARTITION_RANGE_START_TAG: snapshots[0], ASSET_PARTITION_RANGE_END_TAG: snapshots[-1]}
-        layer = f"features and labels for {len(snapshots)} snapshots ({snapshots[0]} .. {snapshots[-1]})"
-        _build(instance, settings, "build_snapshots", layer, run_config, report, echo, tags)
-    elif not rebuild_silver:
-        echo("No new data: silver, features and labels are up to date.")
-    if not report.failures:
-        _train_and_score(instance, definitions, settings, run_config, report, echo, newest_model_only)
+    _build_stale(instance, definitions, settings, run_config, report, echo)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _stale_snapshots(instance: dg.DagsterInstance, snapshots: list[str]) -> bool:
-    """Whether any snapshot's features or labels are missing or older than silver."""
-    silver_at = _materialized_at(instance, SILVER_TRANSACTIONS) or 0.0
-    return any(
-        (_materialized_at(instance, key, snapshot) or -1.0) < silver_at
-        for key in (CUSTOMER_FEATURES, CHURN_LABELS) for snapshot in snapshots
-    )
+MAX_ROUNDS = 10  # a round per layer that waits for the one before (silver, then the months)
 
 
-def snapshots_with_data(settings: Settings, definitions: dg.Definitions) -> list[str]:
-    """Snapshot partition keys from the first with history to the month after the newest order."""
-    with _warehouse(settings) as connection:
-        with_data = core_snapshots_with_data(connection, settings.start_date)
-    keys = set(definitions.get_assets_def(["silver", "customer_features"]).partitions_def.get_partition_keys())
-    return [k for k in with_data if k in keys]
-
-
-def _train_and_score(instance, definitions, settings, run_config, report, echo, newest_only=False) -> None:
-    """Train, gate and score every snapshot whose model is older than silver, oldest first, so each
-    month's model sees only what was known then and the champion ends on the newest."""
-    silver_at = _materialized_at(instance, SILVER_TRANSACTIONS) or 0.0
-    stale = [
-        key for key in snapshots_with_data(settings, definitions)
-        if (_materialized_at(instance, RETENTION_SUMMARY, key) or -1.0) < silver_at
-    ]
-    if not stale:
-        echo("Models and predictions are up to date.")
-        return
-    if newest_only:
-        stale = stale[-1:]
-    echo(f"Training, gating, scoring and planning {len(stale)} snapshot(s) ({stale[0]} .. {stale[-1]}) ...")
-    without_model = []
-    for key in stale:
-        started = time.perf_counter()
-        result = run_job(settings, "retrain_and_score", instance, run_config, partition_key=key)
-        line = _model_line(result, key)
-        if line is None:
-            without_model.append(key)
-            continue
-        report.modelled.append(key)
-        if not result.success:
-            report.failures.append(f"model {key}: {_failure(result)}")
-        echo(f"  {line} ({time.perf_counter() - started:.1f} s)")
-    if without_model:
-        report.notices.append(
-            f"no model for {len(without_model)} snapshot(s) ({without_model[0]} .. {without_model[-1]}): "
-            "they have fewer than two earlier snapshots with an observed horizon"
-        )
-
-
-def _model_line(result: dg.ExecutionResult, key: str) -> str | None:
-    """One line on a snapshot's model and predictions, or None when no model could be trained."""
-    metadata = {}
-    for event in result.get_asset_materialization_events():
-        metadata[event.materialization.asset_key] = event.materialization.metadata
-    model = metadata.get(CHURN_MODEL, {})
-    if "model_version" not in model:
-        return None if result.success else f"{key}: failed"
-    gate = next((c for c in result.get_asset_check_evaluations() if c.check_name == "champion_gate"), None)
-    scored = metadata.get(CHURN_PREDICTIONS, {}).get("customers_scored")
-    plan = metadata.get(RETENTION_ACTIONS, {})
-    return (
-        f"{key}: version {model['model_version'].value} {model['chosen_model'].value}, "
-        f"ROC-AUC {model['roc_auc_out_of_time'].value:.3f} out-of-time "
-        f"(recency only {model['recency_only_roc_auc'].value:.3f}); "
-        f"{'champion' if gate and gate.metadata['promoted'].value else 'not promoted'}; "
-        + (f"{scored.value:,} scored" if scored else "not scored")
-        + (f"; plan: {plan['customers_acted_on'].value:,} customers, spend {plan['spend'].value:,.0f}, "
-           f"expected net value {plan['expected_net_value'].value:,.0f}" if "spend" in plan else "")
-    )
-
-
-def _materialized_at(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None) -> float | None:
-    """Timestamp of the newest materialization of ``key`` (or of one partition), if any."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
-    ).records
-    return records[0].timestamp if records else None
-
-
-def _build(instance, settings, job_name, layer, run_config, report, echo, tags=None) -> None:
-    echo(f"Building {layer} ...")
-    started = time.perf_counter()
-    result = run_job(settings, job_name, instance, run_config, tags)
-    if result.success:
-        echo(f"  {layer} built in {time.perf_counter() - started:.1f} s")
+def _build_stale(instance, definitions, settings, run_config, report, echo) -> None:
+    """Run what is stale, then ask again: silver first, then every month it reaches."""
+    refused_files = len(report.failures)  # a refused landed file stops nothing that follows
+    for round_number in range(MAX_ROUNDS):
+        stale = stale_partitions(definitions, instance)
+        if not stale:
+            if round_number == 0:
+                echo("Nothing is stale: every table is up to date.")
+            break
+        for run in plan_runs(stale, definitions):
+            echo(f"Building {run.describe()} ...")
+            started = time.perf_counter()
+            result = run_assets(settings, instance, run, run_config)
+            if not result.success:
+                report.failures.append(f"{run.describe()}: {_failure(result)}")
+                echo(f"  failed: {_failure(result)}")
+                continue
+            report.built.append(run)
+            echo(f"  done in {time.perf_counter() - started:.1f} s")
+            for line in _model_lines(instance, run):
+                echo(f"  {line}")
+        if len(report.failures) > refused_files:
+            break  # what failed is asked for again by the next run, once its cause is fixed
     else:
-        report.failures.append(f"{layer}: {_failure(result)}")
+        report.failures.append(f"still stale after {MAX_ROUNDS} rounds: {stale_summary(stale)}")
+    without = _months_without_model(instance, report.built)
+    if without:
+        report.notices.append(f"no model for {len(without)} month(s) ({without[0]} .. {without[-1]}): {without_reason(instance, without[-1])}")
+
+
+def stale_summary(stale: dict) -> str:
+    return "; ".join(f"{k.to_user_string()} {', '.join(str(p) for p in v)}" for k, v in stale.items())
+
+
+def _model_records(instance, run: RunPlan) -> dict[str, dict]:
+    """The model's metadata of every month ``run`` built, by month."""
+    if CHURN_MODEL not in run.keys:
+        return {}
+    keys = _keys_between(run.first, run.last)
+    found = {}
+    for key in keys:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=CHURN_MODEL, asset_partitions=[key]), limit=1
+        ).records
+        if records:
+            found[key] = records[0].asset_materialization.metadata
+    return found
+
+
+def _keys_between(first: str, last: str) -> list[str]:
+    return [d.date().isoformat() for d in pd.date_range(first, last, freq="MS")]
+
+
+def _model_lines(instance, run: RunPlan) -> list[str]:
+    """One line per model a run trained: version, algorithm, out-of-time ROC-AUC, gate."""
+    return [
+        f"{key}: version {m['model_version'].value} {m['chosen_model'].value}, ROC-AUC "
+        f"{m['roc_auc_out_of_time'].value:.3f} out-of-time (recency only {m['recency_only_roc_auc'].value:.3f}); "
+        f"{'champion' if m['promoted'].value else 'not promoted'}"
+        for key, m in _model_records(instance, run).items() if "model_version" in m
+    ]
+
+
+def _months_without_model(instance, runs: list[RunPlan]) -> list[str]:
+    return sorted(
+        key for run in runs for key, m in _model_records(instance, run).items() if "model_version" not in m
+    )
+
+
+def without_reason(instance, month: str) -> str:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=CHURN_MODEL, asset_partitions=[month]), limit=1
+    ).records
+    status = records[0].asset_materialization.metadata.get("status") if records else None
+    return str(status.value).removeprefix("no model: ") if status else "see the model's metadata"
 
 
 def _ingest(instance, settings, source, decisions, run_config, report, echo) -> None:
@@ -262,7 +238,7 @@ def _ingest(instance, settings, source, decisions, run_config, report, echo) -> 
     # unreadable file gets a run of its own, so its failure is visible in the UI and stops no other.
     # A span whose run fails (a bad row only a full read finds) is retried file by file.
     by_name = {d.file.name: d for d in readable}
-    for span in _contiguous_spans(sorted(by_name, key=order.get), order):
+    for span in consecutive_spans(sorted(by_name, key=order.get), order):
         if len(span) == 1:
             one_by_one.append(by_name[span[0]])
             continue
@@ -292,7 +268,8 @@ def _ingest(instance, settings, source, decisions, run_config, report, echo) -> 
 
 
 def run_job(
-    settings: Settings, job_name: str, instance: dg.DagsterInstance, run_config=None, tags=None, partition_key=None
+    settings: Settings, job_name: str, instance: dg.DagsterInstance, run_config=None, tags=None, partition_key=None,
+    asset_selection: list[dg.AssetKey] | None = None,
 ) -> dg.ExecutionResult:
     """Job ``job_name`` in this process, tagged with this process so a killed run can be recognised.
 
@@ -306,9 +283,19 @@ def run_job(
     job = dg.build_reconstructable_job(
         "churn_assets.runner", "in_process_job", reconstructable_args=(job_name, _settings_key(settings))
     )
-    result = dg.execute_job(job, instance=instance, run_config=run_config, tags=tags, raise_on_error=False)
+    result = dg.execute_job(
+        job, instance=instance, run_config=run_config, tags=tags, raise_on_error=False, asset_selection=asset_selection
+    )
     release_freed_memory()
     return result
+
+
+def run_assets(settings: Settings, instance: dg.DagsterInstance, run: RunPlan, run_config=None) -> dg.ExecutionResult:
+    """The assets of ``run`` over its partition range, in this process."""
+    tags = {}
+    if run.first is not None:
+        tags = {ASSET_PARTITION_RANGE_START_TAG: run.first, ASSET_PARTITION_RANGE_END_TAG: run.last}
+    return run_job(settings, ASSET_JOB, instance, run_config, tags, asset_selection=list(run.keys))
 
 
 def release_freed_memory() -> None:
@@ -372,6 +359,7 @@ def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
         if PROCESS_TAG in run.tags and _process_gone(run.tags[PROCESS_TAG])
     ]
     for run in abandoned:
+        instance.add_run_tags(run.run_id, {RETRY_TAG: "its process ended"})
         instance.report_run_failed(run, message="The process executing this run ended without finishing it.")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
     return [run.run_id for run in abandoned]
@@ -404,16 +392,6 @@ def _already_failed(instance: dg.DagsterInstance, decision) -> bool:
         limit=1,
     )
     return bool(failed)
-
-
-def _contiguous_spans(names: list[str], order: dict[str, int]) -> list[list[str]]:
-    spans: list[list[str]] = []
-    for name in names:
-        if spans and order[name] == order[spans[-1][-1]] + 1:
-            spans[-1].append(name)
-        else:
-            spans.append([name])
-    return spans
 
 
 def _failure(result: dg.ExecutionResult) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from churn_assets.defs.resources import ChurnSettings
-from churn_assets.defs.sensors import landing_sensor
+from churn_assets.defs.sensors import build_landing_sensor
 from churn_assets.runner import QUIET_LOGS
 from churn_assets.settings import Settings
 
@@ -14,12 +13,8 @@ QUIET = QUIET_LOGS
 
 def tick(instance: dg.DagsterInstance, settings: Settings, cursor: str | None = None) -> dg.SensorResult:
     """One evaluation of the landing sensor; applies its dynamic-partition requests."""
-    context = dg.build_sensor_context(
-        instance=instance,
-        cursor=cursor,
-        resources={"churn_settings": ChurnSettings.from_settings(settings)},
-    )
-    result = landing_sensor(context)
+    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    result = build_landing_sensor(settings)(context)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return result

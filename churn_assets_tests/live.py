@@ -101,22 +101,15 @@ query {
 }
 """
 
-LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}
-"""
-
-BACKFILL_STATUS = """
-query($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    __typename
-    ... on PartitionBackfill { status numPartitions }
-    ... on PythonError { message }
+MATERIALIZATIONS_QUERY = """
+query {
+  assetNodes {
+    assetKey { path }
+    assetMaterializations(limit: 5000) {
+      runId
+      partition
+      metadataEntries { label ... on TextMetadataEntry { text } ... on BoolMetadataEntry { boolValue } }
+    }
   }
 }
 """
@@ -128,6 +121,12 @@ query {
   }
 }
 """
+
+
+def materializations(live: LiveDagster) -> dict[str, list[dict]]:
+    """Every materialization (run id, partition, metadata) by asset key as ``a/b``, newest first."""
+    nodes = live.graphql(MATERIALIZATIONS_QUERY)["assetNodes"]
+    return {"/".join(n["assetKey"]["path"]): n["assetMaterializations"] for n in nodes}
 
 
 def asset_nodes(live: LiveDagster) -> dict[str, dict]:

@@ -8,7 +8,10 @@ import pytest
 from churn_assets.bench import MODES, customers_for, run_bench
 from churn_assets.cli import main as cli_main
 
-TABLES = ("silver.transactions", "silver.quarantine", "silver.customer_features", "silver.churn_labels")
+TABLES = (
+    "silver.transactions", "silver.quarantine", "silver.customer_features", "silver.churn_labels",
+    "ml.churn_predictions", "gold.customer_value", "gold.retention_actions",
+)
 
 
 def test_bench_runs_both_modes_and_they_build_the_same_tables(tmp_path):

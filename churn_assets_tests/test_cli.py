@@ -41,7 +41,7 @@ def test_run_on_an_empty_home_generates_ingests_and_leaves_runs_in_the_instance(
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         runs = instance.get_run_records()
         assert {r.dagster_run.job_name for r in runs} == {
-            "ingest_transactions", "ingest_customers", "ingest_web_sessions", "build_silver"
+            "ingest_transactions", "ingest_customers", "ingest_web_sessions", "refresh_tables"
         }
         assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
 

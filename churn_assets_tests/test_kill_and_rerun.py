@@ -108,7 +108,7 @@ def test_sigkill_mid_materialization_loses_nothing_and_a_rerun_matches_a_clean_r
 
     rerun = subprocess.run([sys.executable, "-m", "churn_assets.cli", "run"], env=_env(killed), capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert "features and labels" in rerun.stdout  # rebuilt, not skipped as up to date
+    assert "silver/customer_features" in rerun.stdout  # rebuilt, not skipped as up to date
     # The killed run held the one DuckDB pool slot; without releasing it the re-run would wait forever.
     assert "left unfinished by a process that no longer exists" in rerun.stdout
     assert reference.wait(timeout=600) == 0, (landed / "clean.log").read_text()

@@ -119,7 +119,8 @@ def test_z_a_worse_model_does_not_become_champion(trained):  # last: it adds a v
     )
     assert not result.success  # the blocking gate stops the run before predictions
     (gate,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "champion_gate"]
-    assert not gate.passed and "the champion is kept" in gate.metadata["decision"].value
+    assert not gate.passed and "the champion is kept" in gate.description
+    assert gate.metadata["months_failed"].value == "2025-01-01"
     assert registry.champion(uri).version == before.version
     assert [e.asset_key for e in result.get_asset_materialization_events()] == [CHURN_MODEL]
     # A later run (say, from automation) still scores the month with the version that passed.

@@ -10,6 +10,7 @@ import csv
 from collections.abc import Mapping
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pandera.pandas as pandera
@@ -17,9 +18,19 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from churn_assets.core.landing import LandingError, check_content_unchanged, file_sha256, landed_path
+from churn_assets.core.landing import (
+    LandingError,
+    check_content_unchanged,
+    file_sha256,
+    landed_path,
+)
 from churn_assets.core.parquet import read_parquet
-from churn_assets.core.sources import EXTRA_COLUMN, LINEAGE_COLUMNS, Source
+from churn_assets.core.sources import (
+    EXTRA_COLUMN,
+    LINEAGE_COLUMNS,
+    Source,
+    timestamp_sql,
+)
 
 # Arrow-backed text: DuckDB scans it without touching Python objects, several times faster.
 TEXT = pd.StringDtype("pyarrow")
@@ -69,6 +80,28 @@ def ingest_landed_file(
     check_content_unchanged(f"{source.name}/{name}", sha, requested_sha, ingested_sha, allow_changed_content)
     frame = read_landed_file(path, source, sha256=sha, ingested_at=ingested_at, column_map=column_map)
     return frame, sha, path
+
+
+# The timestamp by which each optional source's rows reach a snapshot (features read rows before S).
+DATED_COLUMNS = {"customers": "signup_ts", "web_sessions": "session_ts"}
+EVERY_SNAPSHOT, NO_SNAPSHOT = "", "none"
+
+
+def earliest_row_ts(frame: pd.DataFrame, source: Source, timestamp_formats: tuple[str, ...] = ()) -> str:
+    """The earliest timestamp among a landed file's rows of an optional source, as ISO text: the
+    first snapshot after it is the first its rows reach. ``EVERY_SNAPSHOT`` when a customers row
+    has no signup time (it holds for every snapshot), ``NO_SNAPSHOT`` when no row has a readable
+    time (features leave such session rows out)."""
+    column = DATED_COLUMNS[source.name]
+    parsed = timestamp_sql(column, timestamp_formats)
+    with duckdb.connect() as connection:  # in memory, on the frame: never the warehouse
+        connection.register("landed", frame[[column]])
+        earliest, undated = connection.execute(
+            f"select min({parsed}), count(*) filter (where {parsed} is null) from landed"
+        ).fetchall()[0]
+    if source.name == "customers" and undated:
+        return EVERY_SNAPSHOT
+    return NO_SNAPSHOT if earliest is None else earliest.isoformat()
 
 
 def check_landed_columns(

@@ -80,10 +80,14 @@ def log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.nda
     return common + np.where(x > 0, np.logaddexp(0.0, died), 0.0)
 
 
-def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BGNBD:
-    """Maximum-likelihood BG/NBD on customers' (x, t_x, T); raises ``BTYDUnavailable`` when it cannot."""
+def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, max_customers: int | None = None, seed: int = 0) -> BGNBD:
+    """Maximum-likelihood BG/NBD on customers' (x, t_x, T), on a seeded sample of at most
+    ``max_customers`` when given (four parameters need far fewer rows than a model's training
+    set); raises ``BTYDUnavailable`` when it cannot fit."""
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
-    keep = np.isfinite(x) & np.isfinite(t_x) & np.isfinite(T) & (T > 0)
+    keep = np.flatnonzero(np.isfinite(x) & np.isfinite(t_x) & np.isfinite(T) & (T > 0))
+    if max_customers is not None and len(keep) > max_customers:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, max_customers, replace=False))
     x, t_x, T = x[keep], np.clip(t_x[keep], 0, None), T[keep]
     if len(x) < 20 or (x > 0).sum() < 5:
         raise BTYDUnavailable(
@@ -137,11 +141,13 @@ class BTYDFeatures(BaseEstimator, TransformerMixin):
     """Adds P(alive) and expected purchases within ``horizon_days`` from a BG/NBD fitted on the
     training rows, so a model can use them and scoring reapplies the same parameters."""
 
-    def __init__(self, horizon_days: int = 90):
+    def __init__(self, horizon_days: int = 90, max_customers: int = 10_000, seed: int = 0):
         self.horizon_days = horizon_days
+        self.max_customers = max_customers
+        self.seed = seed
 
     def fit(self, X: pd.DataFrame, y=None):
-        fitted = fit_bgnbd(*repeat_summary(X))
+        fitted = fit_bgnbd(*repeat_summary(X), max_customers=self.max_customers, seed=self.seed)
         self.params_ = np.array([fitted.r, fitted.alpha, fitted.a, fitted.b])  # plain numbers for skops
         return self
 

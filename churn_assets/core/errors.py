@@ -25,3 +25,15 @@ def root_cause(error: BaseException) -> str:
 def first_line(text: str) -> str:
     """The first non-empty line of an error message (the rest is usually a traceback or a hint)."""
     return next((line.strip() for line in text.splitlines() if line.strip()), "(no message)")
+
+
+def caused_by_environment(error: BaseException) -> bool:
+    """Whether an error in the chain behind ``error`` comes from the machine, not the data or the
+    code: a file system error (disk full, a lock, a missing folder), or DuckDB's I/O error (the
+    warehouse held by another process). Such a failure is worth retrying once the cause is gone."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) or type(seen).__name__ in ("IOException", "ConnectionException"):
+            return True
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return False

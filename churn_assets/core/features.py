@@ -14,7 +14,11 @@ import pandera.pandas as pandera
 import pyarrow as pa
 
 from churn_assets.core.sources import timestamp_sql
-from churn_assets.core.warehouse import coerce_except_timestamps, query_validated, table_exists
+from churn_assets.core.warehouse import (
+    coerce_except_timestamps,
+    query_validated,
+    table_exists,
+)
 
 FEATURE_COLUMNS = (
     "recency_days",

@@ -496,9 +496,12 @@ def write_truth(sample: SampleData, truth_dir: Path, replace: bool = False) -> P
 
 
 def _write(frame: pd.DataFrame, path: Path, file_format: str) -> None:
+    """Write under a hidden name, then rename: a running landing sensor never reads half a file."""
+    partial = path.with_name(f".{path.name}.partial")
     if file_format == "parquet":
-        frame.to_parquet(path, index=False)
-        return
-    # pyarrow's CSV writer is about seven times faster than DataFrame.to_csv at a million rows.
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pa_csv.write_csv(table, path, pa_csv.WriteOptions(quoting_style="needed"))
+        frame.to_parquet(partial, index=False)
+    else:
+        # pyarrow's CSV writer is about seven times faster than DataFrame.to_csv at a million rows.
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pa_csv.write_csv(table, partial, pa_csv.WriteOptions(quoting_style="needed"))
+    partial.replace(path)

@@ -47,8 +47,9 @@ def plan_customers_sql(snapshot: str) -> str:
     """
 
 
-def plan_with_baselines(customers: pd.DataFrame, settings) -> PlanOutcome:
-    """The optimised plan with its control group, and both baselines cut to the plan's spend.
+def plan_with_baselines(customers: pd.DataFrame, settings, plot: bool = True) -> PlanOutcome:
+    """The optimised plan with its control group, and both baselines cut to the plan's spend;
+    with ``plot`` also the spend curve as PNG (else empty bytes).
 
     ``customers``: customer_id, churn_probability, risk_segment, expected_value, segment,
     marketing_opt_in, avg_order_value, snapshot_date.
@@ -69,7 +70,7 @@ def plan_with_baselines(customers: pd.DataFrame, settings) -> PlanOutcome:
     riskiest = within_spend(highest_risk_first(customers, options), by_risk, options, solution.spend)
     choices = {"optimised plan": solution.choice, "rules (seed)": rules, "highest risk first": riskiest}
     comparison = pd.DataFrame({name: totals(choice, options) for name, choice in choices.items()}).T
-    curve = png_bytes(spend_curve_figure(solution.curve, settings.budget, solution.spend, solution.net_value))
+    curve = png_bytes(spend_curve_figure(solution.curve, settings.budget, solution.spend, solution.net_value)) if plot else b""
     plan = retention_actions_frame(customers, options, solution.choice, control)
     return PlanOutcome(solution, options, control, comparison, plan, curve, seconds, choices)
 

@@ -201,7 +201,7 @@ def solve_plan(options: Options, budget: float, excluded: np.ndarray | None = No
 def solve_exact(options: Options, budget: float) -> tuple[np.ndarray, float]:
     """The optimum by mixed-integer programming (scipy/HiGHS): for small instances and tests."""
     from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import csr_matrix, kron, eye
+    from scipy.sparse import csr_matrix, eye, kron
 
     n, k = options.net.shape
     usable = np.isfinite(options.net) & (options.net > 0)

@@ -1,24 +1,37 @@
-"""Evaluation plots of a training result, as matplotlib figures and PNG bytes."""
+"""Evaluation plots of a training result, as matplotlib figures and PNG bytes.
+
+matplotlib and the curve functions are imported when a figure is drawn, not when the module is:
+every process that loads the definitions would otherwise pay about a second for them.
+"""
 
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # no display on servers and in tests
+from churn_assets.core.model import TrainingResult
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
 
-from churn_assets.core.model import TrainingResult  # noqa: E402
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and in tests
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def evaluation_figures(result: TrainingResult, recency_days: np.ndarray, importance: pd.Series) -> dict[str, plt.Figure]:
     """ROC, precision-recall, calibration, cumulative lift and feature importance figures."""
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
     y = result.validation_churned
     scores = {name: c.validation_probability for name, c in result.candidates.items()}
     figures = {}
@@ -59,7 +72,7 @@ def evaluation_figures(result: TrainingResult, recency_days: np.ndarray, importa
     figures["lift"] = _finish(fig, ax)
 
     top = importance.head(15)[::-1]
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=80)
+    fig, ax = _pyplot().subplots(figsize=(6, 4.5), dpi=80)
     ax.barh(top.index, top.to_numpy(), color=["tab:red" if v > 0 else "tab:blue" for v in top])
     ax.set_title(f"{result.chosen}: {top.name or 'importance'}")
     fig.tight_layout()
@@ -77,7 +90,7 @@ def _thin(x: np.ndarray, y: np.ndarray, points: int = 2000) -> tuple[np.ndarray,
 
 
 def _figure(title: str):
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=80)
+    fig, ax = _pyplot().subplots(figsize=(5, 4), dpi=80)
     ax.set_title(title)
     return fig, ax
 
@@ -92,7 +105,7 @@ def png_bytes(fig: plt.Figure) -> bytes:
     """The figure as PNG, then closed so long runs do not pile up figures."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
+    _pyplot().close(fig)
     return buffer.getvalue()
 
 

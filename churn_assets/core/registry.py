@@ -5,30 +5,45 @@ Plain MLflow calls against the tracking URI from settings (an SQLite store by de
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import mlflow
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from filelock import FileLock
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 from sklearn.metrics import roc_auc_score
 
 from churn_assets.core.model import GateDecision, TrainingResult, champion_decision
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+# MLflow is imported by the functions that use it: loading the definitions (every CLI command,
+# code server and run worker) would otherwise pay over a second for it.
 
 MODEL_NAME = "churn_model"
 EXPERIMENT = "churn_model"
 CHAMPION = "champion"
 PROFILE_FILE = "reference_profile.json"
 GATE_TAG = "champion_gate"
+
+
+@functools.lru_cache(maxsize=8)
+def client_for(tracking_uri: str) -> MlflowClient:
+    """One client per store and process: building one sets up its store again (about 0.14 s with
+    SQLite), and a month's model asks the store a dozen times."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri)
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,9 @@ def log_training(
 ) -> LoggedModel:
     """One MLflow run with params, every candidate's metrics, plots and the chosen model, registered
     as a new version of ``churn_model`` tagged with its snapshots (the champion alias is not moved)."""
+    import mlflow
+    from mlflow.models import infer_signature
+
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment_id=_experiment_id(tracking_uri, artifact_root))
     window = result.window
@@ -85,24 +103,43 @@ def log_training(
         info = mlflow.sklearn.log_model(
             result.best.model,
             name="model",
-            registered_model_name=MODEL_NAME,
             signature=infer_signature(inputs_example, probability),
             input_example=inputs_example,
             skops_trusted_types=_library_types(result.best.model),
             # Named, not inferred: inference imports the model in a subprocess, ~10 s per run.
             pip_requirements=_requirements(),
         )
-    version = str(info.registered_model_version)
-    client = MlflowClient(tracking_uri)
-    for key, value in version_tags.items():
-        client.set_model_version_tag(MODEL_NAME, version, key, value)
+    version = _register(client_for(tracking_uri), info.model_id, run.info.run_id, version_tags)
+    _remember(("model", tracking_uri, version), result.best.model)
+    _remember(("profile", tracking_uri, run.info.run_id), json.loads(json.dumps(profile)))
     return LoggedModel(run.info.run_id, run.info.experiment_id, version)
+
+
+def _register(client: MlflowClient, model_id: str, run_id: str, tags: dict[str, str]) -> str:
+    """A new version of ``churn_model`` with its tags, in one call. Written out instead of
+    ``log_model(registered_model_name=...)``, which prints three lines per version to stderr
+    (into the CLI's progress) and needs a call per tag afterwards."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(MODEL_NAME)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    created = client.create_model_version(
+        MODEL_NAME, source=f"models:/{model_id}", run_id=run_id, tags=tags, model_id=model_id
+    )
+    # the logged model's link to its registry version, as MLflow's own registration records it
+    client.set_logged_model_tags(
+        model_id, {"mlflow.modelVersions": json.dumps([{"name": MODEL_NAME, "version": created.version}])}
+    )
+    return str(created.version)
 
 
 def _experiment_id(tracking_uri: str, artifact_root: Path) -> str:
     """The experiment's id, creating it with its artifacts under ``artifact_root``: an SQLite
     store otherwise puts them in ./mlruns of whatever directory the process runs in."""
-    client = MlflowClient(tracking_uri)
+    client = client_for(tracking_uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is not None:
         return experiment.experiment_id
@@ -119,11 +156,26 @@ def _requirements() -> list[str]:
 def _library_types(model) -> list[str]:
     """Types skops does not trust by default but which belong to sklearn, numpy, the standard
     library or this project (the BG/NBD feature step); anything else stays untrusted, so loading
-    a foreign object still fails."""
-    import skops.io
+    a foreign object still fails. Found by serializing the model once per pipeline structure:
+    that serialization cost as much as saving the model itself."""
+    structure = _structure(model)
+    if structure not in _LIBRARY_TYPES:
+        import skops.io
 
-    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    return [t for t in untrusted if t.split(".")[0] in ("sklearn", "numpy", "functools", "churn_assets")]
+        untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+        _LIBRARY_TYPES[structure] = [t for t in untrusted if t.split(".")[0] in _TRUSTED_PACKAGES]
+    return _LIBRARY_TYPES[structure]
+
+
+_TRUSTED_PACKAGES = ("sklearn", "numpy", "functools", "churn_assets")
+_LIBRARY_TYPES: dict[tuple[str, ...], list[str]] = {}
+
+
+def _structure(model) -> tuple[str, ...]:
+    """The classes of a fitted calibrated pipeline's steps: models of one structure hold the same types."""
+    pipeline = model.calibrated_classifiers_[0].estimator.estimator
+    return (type(model).__name__, *(type(step).__qualname__ for _, step in pipeline.steps))
+
 
 
 def version_for_snapshot(tracking_uri: str, snapshot: str) -> ModelVersion | None:
@@ -137,7 +189,9 @@ def version_for_snapshot(tracking_uri: str, snapshot: str) -> ModelVersion | Non
 
 
 def _all_versions(tracking_uri: str) -> list[ModelVersion]:
-    client = MlflowClient(tracking_uri)
+    from mlflow.exceptions import MlflowException
+
+    client = client_for(tracking_uri)
     try:
         return list(client.search_model_versions(f"name = '{MODEL_NAME}'", max_results=10_000))
     except MlflowException:
@@ -146,15 +200,17 @@ def _all_versions(tracking_uri: str) -> list[ModelVersion]:
 
 def champion(tracking_uri: str) -> ModelVersion | None:
     """The version behind the ``champion`` alias, or None before the first promotion."""
+    from mlflow.exceptions import MlflowException
+
     try:
-        return MlflowClient(tracking_uri).get_model_version_by_alias(MODEL_NAME, CHAMPION)
+        return client_for(tracking_uri).get_model_version_by_alias(MODEL_NAME, CHAMPION)
     except MlflowException:
         return None
 
 
 def record_gate(tracking_uri: str, version: str, passed: bool) -> None:
     """Tag a version with its champion-gate outcome."""
-    MlflowClient(tracking_uri).set_model_version_tag(MODEL_NAME, version, GATE_TAG, "passed" if passed else "failed")
+    client_for(tracking_uri).set_model_version_tag(MODEL_NAME, version, GATE_TAG, "passed" if passed else "failed")
 
 
 def apply_champion_gate(
@@ -199,20 +255,52 @@ def _gate(tracking_uri, version, snapshot, roc_auc, churned, validation_inputs, 
 
 
 def promote(tracking_uri: str, version: str) -> None:
-    MlflowClient(tracking_uri).set_registered_model_alias(MODEL_NAME, CHAMPION, version)
+    client_for(tracking_uri).set_registered_model_alias(MODEL_NAME, CHAMPION, version)
+
+
+# A registered version and its run's artifacts never change, so a process keeps the few it last
+# logged or read: a run over many months then gates and scores each month without reading back
+# from the store what it wrote a moment before.
+_RECENT: OrderedDict[tuple, object] = OrderedDict()
+_RECENT_SIZE = 8
+
+
+def _remember(key: tuple, value):
+    _RECENT[key] = value
+    _RECENT.move_to_end(key)
+    while len(_RECENT) > _RECENT_SIZE:
+        _RECENT.popitem(last=False)
+    return value
+
+
+def _recalled(key: tuple):
+    if key in _RECENT:
+        _RECENT.move_to_end(key)
+        return _RECENT[key]
+    return None
 
 
 def load_model(tracking_uri: str, version: str):
     """The fitted sklearn model of a registered version."""
+    key = ("model", tracking_uri, str(version))
+    if (model := _recalled(key)) is not None:
+        return model
+    import mlflow
+
     mlflow.set_tracking_uri(tracking_uri)
-    return mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{version}")
+    return _remember(key, mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{version}"))
 
 
 def load_profile(tracking_uri: str, model_version: ModelVersion) -> dict:
     """The training reference profile logged beside a version's model."""
+    key = ("profile", tracking_uri, model_version.run_id)
+    if (profile := _recalled(key)) is not None:
+        return profile
+    import mlflow
+
     mlflow.set_tracking_uri(tracking_uri)
     path = mlflow.artifacts.download_artifacts(run_id=model_version.run_id, artifact_path=PROFILE_FILE)
-    return json.loads(Path(path).read_text())
+    return _remember(key, json.loads(Path(path).read_text()))
 
 
 def run_url(tracking_uri: str, logged: LoggedModel) -> str:

@@ -184,13 +184,15 @@ def classified_rows_sql(
 
 def silver_and_quarantine(
     connection, bronze_table: str, max_abs_amount: float, timestamp_formats: tuple[str, ...] = ()
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Silver transactions and the quarantine from one classifying pass over ``bronze_table``."""
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Silver transactions, the quarantine and silver's orders per month (``order_months_sql``)
+    from one classifying pass over ``bronze_table``."""
     classified = classified_rows_sql(bronze_table, max_abs_amount, timestamp_formats)
     connection.execute(f"create or replace temp table classified as {classified}").fetchall()
     return (
         query_frame(connection, silver_transactions_sql("classified")),
         query_frame(connection, quarantine_sql("classified")),
+        query_frame(connection, order_months_sql(f"({silver_transactions_sql('classified')})")),
     )
 
 
@@ -204,6 +206,18 @@ def silver_transactions_sql(classified: str) -> str:
         from {classified}
         where reason is null and line_rank = 1
         order by order_ts, order_id
+    """
+
+
+def order_months_sql(transactions: str) -> str:
+    """Per calendar month of ``transactions`` (silver's columns): its orders and a fingerprint of
+    their content, which changes when any order of that month does (an order-independent
+    combination of row hashes, so no sort is needed)."""
+    return f"""
+        select strftime(order_ts, '%Y-%m') as month, count(*) as orders,
+               bit_xor(hash(order_id, customer_id, order_ts, amount, quantity, product_category, channel,
+                            is_refund))::varchar as fingerprint
+        from {transactions} group by 1 order by 1
     """
 
 

@@ -1,34 +1,58 @@
-"""When assets refresh on their own: after new data lands, and when a label's horizon is observed.
+"""When assets refresh on their own: the one rule set both the daemon and ``churn-assets run`` obey.
 
-Needs the daemon (``churn-assets dev`` runs it); the automation sensor is on by default.
+Bronze is ingested by the landing sensor. From there each layer follows ``SnapshotStale``
+(``staleness.py``): silver when a landed file was ingested after it; a month's features and labels
+when the data they read changed; a month's model, predictions, value, plan and summary when a
+partition they map to is newer, or will be built on the same tick. Months without data are never
+computed. The daemon evaluates these conditions in the automation sensor below; ``churn-assets
+run`` evaluates the same conditions on the same instance (``runner.py``).
 """
 
-from datetime import timedelta
+from __future__ import annotations
+
+import warnings
 
 import dagster as dg
 
+from churn_assets.defs.keys import SILVER_QUARANTINE, SILVER_TRANSACTIONS
+from churn_assets.defs.staleness import HasSnapshotData, SnapshotStale
 
-def refresh_after_new_data() -> dg.AutomationCondition:
-    """Materialize when an upstream asset was updated (for partitioned assets: the newest month).
-
-    Unlike plain ``eager``, a missing upstream partition does not hold it back: a refused landed
-    file stays a missing bronze partition for good, and must not freeze everything downstream.
-    """
-    return dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+_NOT_BUSY = ~dg.AutomationCondition.in_progress() & ~dg.AutomationCondition.any_deps_in_progress()
+_SILVER = dg.AssetSelection.assets(SILVER_TRANSACTIONS, SILVER_QUARANTINE)
 
 
-def refresh_recent_months(horizon_days: int) -> dg.AutomationCondition:
-    """Like ``refresh_after_new_data`` over every month whose label horizon can still be completing,
-    so a month's labels appear once the data covers its horizon, without a manual backfill."""
-    return refresh_after_new_data().replace(
-        dg.AutomationCondition.in_latest_time_window(),
-        dg.AutomationCondition.in_latest_time_window(timedelta(days=horizon_days + 62)),
+def rebuild_when_stale() -> dg.AutomationCondition:
+    """Silver: rebuilt once a landed file was ingested after it."""
+    return (SnapshotStale() & _NOT_BUSY).with_label("rebuild_when_stale")
+
+
+def refresh_when_data_changes(reads: str, horizon_days: int) -> dg.AutomationCondition:
+    """Features (``reads='features'``) and labels (``'labels'``): the months whose data changed,
+    once silver is built (never on the tick that will rebuild it)."""
+    silver_pending = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested()).allow(_SILVER)
+    return (SnapshotStale(reads, horizon_days) & ~silver_pending & _NOT_BUSY).with_label(
+        f"refresh_when_{reads}_data_changes"
     )
 
 
-automation_sensor = dg.AutomationConditionSensorDefinition(
-    "refresh_downstream_assets",
-    target=dg.AssetSelection.all(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Refreshes silver, features, labels and predictions after new data is ingested.",
-)
+def follow_upstream_months() -> dg.AutomationCondition:
+    """Model, predictions, value, plan and summary of a month with data: when a partition they map
+    to is newer or will be built on this tick, so a month goes from features to plan in one tick.
+    Silver reaches them only through the features' months, so it does not count here."""
+    upstream_planned = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested()).ignore(_SILVER)
+    return (HasSnapshotData() & (SnapshotStale() | upstream_planned) & _NOT_BUSY).with_label("follow_upstream_months")
+
+
+AUTOMATED = dg.AssetSelection.all() - dg.AssetSelection.groups("bronze")
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)  # use_user_code_server
+    automation_sensor = dg.AutomationConditionSensorDefinition(
+        "refresh_downstream_assets",
+        target=AUTOMATED,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        # the conditions above run project code, which only the code server has
+        use_user_code_server=True,
+        minimum_interval_seconds=15,
+        description="Rebuilds silver after ingestion, then every month the new data reaches, through the plan.",
+    )

@@ -4,13 +4,25 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from churn_assets.core.bronze import bronze_schema, ingest_landed_file
+from churn_assets.core.bronze import (
+    DATED_COLUMNS,
+    bronze_schema,
+    earliest_row_ts,
+    ingest_landed_file,
+)
 from churn_assets.core.landing import LandingError
 from churn_assets.core.sources import SOURCES, Source
 from churn_assets.core.warehouse import table_exists
-from churn_assets.defs.ingestion import SHA_METADATA_KEY, SHA_TAG, bronze_key, partitions_name
+from churn_assets.defs.ingestion import (
+    SHA_METADATA_KEY,
+    SHA_TAG,
+    bronze_key,
+    partitions_name,
+)
 from churn_assets.defs.metadata import column_schema, dagster_type, preview
-from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
+from churn_assets.defs.resources import DUCKDB_POOL
+from churn_assets.defs.staleness import EARLIEST_KEY
+from churn_assets.settings import Settings
 
 
 class BronzeIngestConfig(dg.Config):
@@ -36,7 +48,7 @@ def _ingested_hashes(warehouse: DuckDBResource, source: Source, names: list[str]
     return dict(rows)
 
 
-def _build_bronze_asset(source: Source) -> dg.AssetsDefinition:
+def _build_bronze_asset(source: Source, settings: Settings) -> dg.AssetsDefinition:
     schema = bronze_schema(source)
 
     @dg.asset(
@@ -55,10 +67,8 @@ def _build_bronze_asset(source: Source) -> dg.AssetsDefinition:
     def bronze_asset(
         context: dg.AssetExecutionContext,
         config: BronzeIngestConfig,
-        churn_settings: ChurnSettings,
         warehouse: DuckDBResource,
     ) -> pd.DataFrame:
-        settings = churn_settings.core()
         names = context.partition_keys
         requested_sha = context.run.tags.get(SHA_TAG) if len(names) == 1 else None
         previous = _ingested_hashes(warehouse, source, names)
@@ -78,8 +88,13 @@ def _build_bronze_asset(source: Source) -> dg.AssetsDefinition:
                 )
             except LandingError as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from None
+            # when the file's rows first reach a snapshot, for the staleness of the snapshot tables
+            dated = (
+                {EARLIEST_KEY: earliest_row_ts(frame, source, settings.timestamp_format_list)}
+                if source.name in DATED_COLUMNS else {}
+            )
             context.add_asset_metadata(
-                {SHA_METADATA_KEY: sha, "source_path": str(path), "dagster/row_count": len(frame)},
+                {SHA_METADATA_KEY: sha, "source_path": str(path), "dagster/row_count": len(frame), **dated},
                 partition_key=name,
             )
             context.log.info(f"{source.name}/{name}: {len(frame):,} rows")
@@ -91,7 +106,12 @@ def _build_bronze_asset(source: Source) -> dg.AssetsDefinition:
     return bronze_asset
 
 
-bronze_assets = [_build_bronze_asset(source) for source in SOURCES.values()]
+def build_bronze_assets(settings: Settings) -> list[dg.AssetsDefinition]:
+    """One bronze asset per source, reading landed files with ``settings``' column maps."""
+    return [_build_bronze_asset(source, settings) for source in SOURCES.values()]
+
+
+
 ingest_jobs = {
     name: dg.define_asset_job(
         f"ingest_{name}",

@@ -3,8 +3,8 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from churn_assets.core.sources import SOURCES
 from churn_assets.core.quality import bronze_lineage_problems_sql
+from churn_assets.core.sources import SOURCES
 from churn_assets.defs.ingestion import bronze_key
 from churn_assets.defs.resources import DUCKDB_POOL
 

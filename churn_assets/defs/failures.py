@@ -8,7 +8,11 @@ from contextlib import contextmanager
 import dagster as dg
 from dagster._utils.error import SerializableErrorInfo
 
-from churn_assets.core.errors import _TRACEBACK_TEXT, first_line, root_cause
+from churn_assets.core.errors import _TRACEBACK_TEXT, caused_by_environment, first_line, root_cause
+
+# On a run whose failure came from the machine (see ``caused_by_environment``), or whose process
+# was killed: its partitions are retried by the next evaluation instead of waiting for new data.
+RETRY_TAG = "churn_assets/retry"
 
 
 def _where(context: dg.AssetExecutionContext) -> str:
@@ -23,12 +27,15 @@ def _where(context: dg.AssetExecutionContext) -> str:
 @contextmanager
 def named_failure(context: dg.AssetExecutionContext):
     """Turn an unexpected error in an asset body into a ``dg.Failure`` whose description names the
-    asset, its partitions and the root cause's own type and message; the traceback stays beside it."""
+    asset, its partitions and the root cause's own type and message; the traceback stays beside it.
+    A failure caused by the machine tags its run to be retried."""
     try:
         yield
     except dg.Failure:
         raise
     except Exception as exc:
+        if caused_by_environment(exc):
+            context.instance.add_run_tags(context.run_id, {RETRY_TAG: root_cause(exc)[:200]})
         raise dg.Failure(
             description=f"{_where(context)}: {root_cause(exc)}",
             metadata={"traceback": dg.MetadataValue.text("".join(traceback.format_exception(exc)))},

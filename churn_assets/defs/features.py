@@ -15,24 +15,26 @@ from churn_assets.core.features import (
     refund_only_customers_sql,
     rows_per_snapshot,
 )
-from churn_assets.core.warehouse import query_frame
 from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
-from churn_assets.defs.automation import refresh_after_new_data, refresh_recent_months
-from churn_assets.defs.ingestion import bronze_key
-from churn_assets.defs.metadata import add_row_counts_per_partition, arrow_preview, column_schema, validated_arrow_type
+from churn_assets.core.warehouse import query_frame
+from churn_assets.defs.automation import refresh_when_data_changes
 from churn_assets.defs.failures import named_failure
-from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
-from churn_assets.defs.silver import SILVER_TRANSACTIONS
+from churn_assets.defs.keys import (
+    CHURN_LABELS,
+    CUSTOMER_FEATURES,
+    SILVER_TRANSACTIONS,
+    bronze_key,
+)
+from churn_assets.defs.metadata import (
+    add_row_counts_per_partition,
+    arrow_preview,
+    column_schema,
+    validated_arrow_type,
+)
+from churn_assets.defs.partitions import snapshot_partitions
+from churn_assets.defs.resources import DUCKDB_POOL
+from churn_assets.defs.staleness import record_digests
 from churn_assets.settings import Settings
-
-CUSTOMER_FEATURES = dg.AssetKey(["silver", "customer_features"])
-CHURN_LABELS = dg.AssetKey(["silver", "churn_labels"])
-
-
-def snapshot_partitions(settings: Settings) -> dg.MonthlyPartitionsDefinition:
-    """One partition per monthly snapshot S from CHURN_START_DATE; the current month's S has
-    passed, so it is included (end_offset=1)."""
-    return dg.MonthlyPartitionsDefinition(start_date=settings.start_date.isoformat(), end_offset=1)
 
 
 def _snapshots(context: dg.AssetExecutionContext) -> list[date]:
@@ -65,16 +67,15 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         dagster_type=validated_arrow_type(features_schema),
         metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(features_schema)},
         kinds={"duckdb", "pandas"},
-        automation_condition=refresh_after_new_data(),
+        automation_condition=refresh_when_data_changes("features", settings.churn_horizon_days),
         pool=DUCKDB_POOL,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
-    def customer_features(
-        context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource
-    ) -> pa.Table:
+    def customer_features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> pa.Table:
         with named_failure(context):
-            formats = churn_settings.core().timestamp_format_list
+            formats = settings.timestamp_format_list
             snapshots = _snapshots(context)
+            record_digests(context, "features", settings.churn_horizon_days)
             with warehouse.get_connection() as connection:
                 features = features_by_snapshot(connection, snapshots, formats)
                 left_out = query_frame(connection, refund_only_customers_sql(snapshots)).set_index("snapshot_date")
@@ -108,15 +109,14 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         dagster_type=validated_arrow_type(labels_schema),
         metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(labels_schema)},
         kinds={"duckdb", "pandas"},
-        automation_condition=refresh_recent_months(settings.churn_horizon_days),
+        automation_condition=refresh_when_data_changes("labels", settings.churn_horizon_days),
         pool=DUCKDB_POOL,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
-    def churn_labels(
-        context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource
-    ) -> pa.Table:
+    def churn_labels(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> pa.Table:
         with named_failure(context):
-            horizon = churn_settings.core().churn_horizon_days
+            horizon = settings.churn_horizon_days
+            record_digests(context, "labels", horizon)
             with warehouse.get_connection() as connection:
                 labels, unobserved, data_through = labels_by_snapshot(connection, _snapshots(context), horizon)
             unobserved = [s.isoformat() for s in unobserved]

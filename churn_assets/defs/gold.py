@@ -1,5 +1,9 @@
-"""Gold: customer value and revenue at risk, the budget-optimal retention plan, and the summary views."""
+"""Gold: customer value and revenue at risk, the budget-optimal retention plan, and the summary views.
 
+Each handles a range of months in one run, month by month.
+"""
+
+import warnings
 from datetime import date
 
 import dagster as dg
@@ -13,135 +17,188 @@ from churn_assets.core.gold import (
     retention_actions_schema,
 )
 from churn_assets.core.model import dropped_features_table
-from churn_assets.core.summary import create_views_sql, retention_summary_schema, retention_summary_sql
+from churn_assets.core.summary import (
+    create_views_sql,
+    retention_summary_schema,
+    retention_summary_sql,
+)
 from churn_assets.core.value import value_for_snapshot
 from churn_assets.core.warehouse import query_frame
-from churn_assets.defs.features import CUSTOMER_FEATURES, snapshot_partitions
-from churn_assets.defs.metadata import column_schema, dagster_type, images, preview
-from churn_assets.defs.ml import CHURN_PREDICTIONS
+from churn_assets.defs.automation import follow_upstream_months
+from churn_assets.defs.config import PLAN_KNOBS, VALUE_KNOBS, knobs_config, with_knobs
 from churn_assets.defs.failures import named_failure
-from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
-from churn_assets.defs.silver import SILVER_TRANSACTIONS
+from churn_assets.defs.keys import (
+    CHURN_PREDICTIONS,
+    CUSTOMER_FEATURES,
+    CUSTOMER_VALUE,
+    RETENTION_ACTIONS,
+    RETENTION_SUMMARY,
+    SILVER_TRANSACTIONS,
+)
+from churn_assets.defs.metadata import (
+    add_row_counts_per_partition,
+    column_schema,
+    dagster_type,
+    images,
+    preview,
+)
+from churn_assets.defs.partitions import snapshot_partitions
+from churn_assets.defs.resources import DUCKDB_POOL
 from churn_assets.settings import Settings
-
-CUSTOMER_VALUE = dg.AssetKey(["gold", "customer_value"])
-RETENTION_ACTIONS = dg.AssetKey(["gold", "retention_actions"])
-RETENTION_SUMMARY = dg.AssetKey(["gold", "retention_summary"])
 
 
 def build_gold_assets(settings: Settings) -> list[dg.AssetsDefinition]:
-    partitions = snapshot_partitions(settings)
-    value_schema, actions_schema = customer_value_schema(), retention_actions_schema()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # backfill_policy is marked beta
+        return [_value_asset(settings), _plan_asset(settings), _summary_asset(settings)]
+
+
+def _snapshot_table(settings: Settings, key: dg.AssetKey, schema, **kwargs) -> dict:
+    """What every gold table shares: monthly partitions, the warehouse, one run for a range."""
+    return dict(
+        key=key,
+        group_name="gold",
+        partitions_def=snapshot_partitions(settings),
+        dagster_type=dagster_type(schema),
+        metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(schema)},
+        pool=DUCKDB_POOL,
+        automation_condition=follow_upstream_months(),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        **kwargs,
+    )
+
+
+def _months(context: dg.AssetExecutionContext, frames: list[pd.DataFrame], schema) -> pd.DataFrame:
+    """The run's months as one validated frame, with each month's own row count."""
+    frame = schema.validate(pd.concat(frames, ignore_index=True))
+    add_row_counts_per_partition(context, frame.groupby("snapshot_date").size().rename("rows").to_frame())
+    return frame
+
+
+def _value_asset(settings: Settings) -> dg.AssetsDefinition:
+    ValueConfig = knobs_config("ValueConfig", settings, VALUE_KNOBS, "How far ahead a retained customer's revenue counts.")
+    schema = customer_value_schema()
 
     @dg.asset(
-        key=CUSTOMER_VALUE,
-        group_name="gold",
         description=(
             "Per scored customer: expected revenue over the value horizon if retained, and revenue at risk "
             "= churn probability x that value. The value method is chosen by out-of-time error."
         ),
-        partitions_def=partitions,
         deps=[CHURN_PREDICTIONS, CUSTOMER_FEATURES, SILVER_TRANSACTIONS],
-        dagster_type=dagster_type(value_schema),
-        metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(value_schema)},
         kinds={"duckdb", "pandas", "scikitlearn"},
-        pool=DUCKDB_POOL,
-        automation_condition=dg.AutomationCondition.eager(),
+        **_snapshot_table(settings, CUSTOMER_VALUE, schema),
     )
-    def customer_value(
-        context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource
-    ) -> pd.DataFrame:
+    def customer_value(context: dg.AssetExecutionContext, config: ValueConfig, warehouse: DuckDBResource) -> pd.DataFrame:
         with named_failure(context):
-            settings = churn_settings.core()
-            snapshot = date.fromisoformat(context.partition_key)
-            with warehouse.get_connection() as connection:
-                frame, model, window = value_for_snapshot(connection, snapshot, settings)
-            by_segment = frame.groupby("risk_segment")[["expected_value", "revenue_at_risk"]].sum().round(2)
-            context.add_output_metadata({
-                "value_method": model.method,
-                "value_features_dropped": dg.MetadataValue.md(
-                    dropped_features_table(model.dropped_features).to_markdown(index=False)
-                    if model.dropped_features else "none"
-                ),
-                "value_horizon_days": settings.value_horizon_days,
-                "value_validation_snapshot": window.validation.isoformat() if window else "none (no observed value window yet)",
-                "value_error_out_of_time": dg.MetadataValue.md(
-                    model.evaluation.round(3).to_markdown() if len(model.evaluation) else "not enough history: run rate used"
-                ),
-                **({
-                    "aggregate_error_pct": float(model.evaluation.loc[model.method, "total_error_pct"]),
-                    "rank_correlation": float(model.evaluation.loc[model.method, "spearman"]),
-                } if len(model.evaluation) else {}),
-                "revenue_at_risk_total": float(frame["revenue_at_risk"].sum()),
-                "revenue_at_risk_by_segment": dg.MetadataValue.md(by_segment.to_markdown() if len(frame) else "none"),
-                "preview": preview(frame.sort_values("revenue_at_risk", ascending=False)),
-            })
-            return value_schema.validate(frame)
+            run_settings = with_knobs(settings, config)
+            frames = []
+            with warehouse.get_connection() as connection:  # one for every month: DuckDB keeps its cache
+                for key in context.partition_keys:
+                    frame, model, window = value_for_snapshot(connection, date.fromisoformat(key), run_settings)
+                    context.add_asset_metadata(_value_metadata(frame, model, window, run_settings), partition_key=key)
+                    frames.append(frame)
+            value = _months(context, frames, schema)
+            context.add_output_metadata({"preview": preview(value.sort_values("revenue_at_risk", ascending=False))})
+            return value
+
+    return customer_value
+
+
+def _value_metadata(frame: pd.DataFrame, model, window, settings: Settings) -> dict:
+    by_segment = frame.groupby("risk_segment")[["expected_value", "revenue_at_risk"]].sum().round(2)
+    evaluated = len(model.evaluation) > 0
+    return {
+        "value_method": model.method,
+        "value_features_dropped": dg.MetadataValue.md(
+            dropped_features_table(model.dropped_features).to_markdown(index=False) if model.dropped_features else "none"
+        ),
+        "value_horizon_days": settings.value_horizon_days,
+        "value_validation_snapshot": window.validation.isoformat() if window else "none (no observed value window yet)",
+        "value_error_out_of_time": dg.MetadataValue.md(
+            model.evaluation.round(3).to_markdown() if evaluated else "not enough history: run rate used"
+        ),
+        **({
+            "aggregate_error_pct": float(model.evaluation.loc[model.method, "total_error_pct"]),
+            "rank_correlation": float(model.evaluation.loc[model.method, "spearman"]),
+        } if evaluated else {}),
+        "revenue_at_risk_total": float(frame["revenue_at_risk"].sum()),
+        "revenue_at_risk_by_segment": dg.MetadataValue.md(by_segment.to_markdown() if len(frame) else "none"),
+    }
+
+
+def _plan_asset(settings: Settings) -> dg.AssetsDefinition:
+    PlanConfig = knobs_config("PlanConfig", settings, PLAN_KNOBS, "The retention budget, the control group and the actions.")
+    schema = retention_actions_schema()
 
     @dg.asset(
-        key=RETENTION_ACTIONS,
-        group_name="gold",
         description=(
             "The retention plan for snapshot S: at most one action per customer maximising expected net value "
             "under the budget, plus a seeded control group that receives nothing."
         ),
-        partitions_def=partitions,
         deps=[CUSTOMER_VALUE, CUSTOMER_FEATURES],
-        dagster_type=dagster_type(actions_schema),
-        metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(actions_schema)},
         kinds={"duckdb", "pandas", "scipy"},
-        pool=DUCKDB_POOL,
-        automation_condition=dg.AutomationCondition.eager(),
+        **_snapshot_table(settings, RETENTION_ACTIONS, schema),
     )
-    def retention_actions(
-        context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource
-    ) -> pd.DataFrame:
+    def retention_actions(context: dg.AssetExecutionContext, config: PlanConfig, warehouse: DuckDBResource) -> pd.DataFrame:
         with named_failure(context):
-            settings = churn_settings.core()
-            key = context.partition_key
-            with warehouse.get_connection() as connection:
-                customers = query_frame(connection, plan_customers_sql(key))
-            outcome = plan_with_baselines(customers, settings)
-            solution = outcome.solution
-            context.add_output_metadata({
-                "budget": settings.budget,
-                "spend": solution.spend,
-                "expected_net_value": solution.net_value,
-                "lp_bound": solution.lp_bound,
-                "optimality_gap": solution.gap,
-                "solve_seconds": outcome.solve_seconds,
-                "customers_acted_on": int((solution.choice >= 0).sum()),
-                "control_customers": int(outcome.control.sum()),
-                "policies_at_equal_spend": dg.MetadataValue.md(outcome.comparison.round(2).to_markdown()),
-                "spend_vs_expected_value": images({"spend curve": outcome.curve_png}),
-                "preview": preview(outcome.plan),
-            })
-            return actions_schema.validate(outcome.plan)
+            run_settings = with_knobs(settings, config)
+            keys, frames = context.partition_keys, []
+            with warehouse.get_connection() as connection:  # one for every month: DuckDB keeps its cache
+                for key in keys:
+                    customers = query_frame(connection, plan_customers_sql(key))
+                    # the spend curve is drawn for the newest month of a run only: a figure costs a
+                    # quarter of a second and nobody looks at a backfill's
+                    outcome = plan_with_baselines(customers, run_settings, plot=key == keys[-1])
+                    context.add_asset_metadata(_plan_metadata(outcome, customers, run_settings), partition_key=key)
+                    frames.append(outcome.plan)
+            plan = _months(context, frames, schema)
+            context.add_output_metadata({"preview": preview(plan)})
+            return plan
+
+    return retention_actions
+
+
+def _plan_metadata(outcome, customers: pd.DataFrame, settings: Settings) -> dict:
+    solution = outcome.solution
+    return {
+        "budget": settings.budget,
+        "control_share": settings.control_share,
+        "spend": solution.spend,
+        "expected_net_value": solution.net_value,
+        "lp_bound": solution.lp_bound,
+        "optimality_gap": solution.gap,
+        "solve_seconds": outcome.solve_seconds,
+        "customers_scored": len(customers),
+        "customers_acted_on": int((solution.choice >= 0).sum()),
+        "control_customers": int(outcome.control.sum()),
+        "policies_at_equal_spend": dg.MetadataValue.md(outcome.comparison.round(2).to_markdown()),
+        **({"spend_vs_expected_value": images({"spend curve": outcome.curve_png})} if outcome.curve_png else {}),
+    }
+
+
+def _summary_asset(settings: Settings) -> dg.AssetsDefinition:
+    schema = retention_summary_schema()
 
     @dg.asset(
-        key=RETENTION_SUMMARY,
-        group_name="gold",
         description=(
             "Per snapshot and risk segment: customers, revenue at risk, customers acted on, controls, spend and "
             "expected value. Also (re)creates the views gold.high_risk_customers, gold.revenue_at_risk_by_segment "
             "and gold.retention_priorities."
         ),
-        partitions_def=partitions,
         deps=[CUSTOMER_VALUE, RETENTION_ACTIONS],
-        dagster_type=dagster_type(retention_summary_schema()),
-        metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(retention_summary_schema())},
         kinds={"duckdb", "pandas"},
-        pool=DUCKDB_POOL,
-        automation_condition=dg.AutomationCondition.eager(),
+        **_snapshot_table(settings, RETENTION_SUMMARY, schema),
     )
     def retention_summary(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> pd.DataFrame:
         with named_failure(context):
+            frames = []
             with warehouse.get_connection() as connection:
                 for statement in create_views_sql():
                     connection.execute(statement).fetchall()
-                summary = query_frame(connection, retention_summary_sql(context.partition_key))
-            context.add_output_metadata({"summary": dg.MetadataValue.md(summary.to_markdown(index=False))})
-            return retention_summary_schema().validate(summary)
+                for key in context.partition_keys:
+                    summary = query_frame(connection, retention_summary_sql(key))
+                    context.add_asset_metadata({"summary": dg.MetadataValue.md(summary.to_markdown(index=False))}, partition_key=key)
+                    frames.append(summary)
+            return _months(context, frames, schema)
 
-    return [customer_value, retention_actions, retention_summary]
-
+    return retention_summary

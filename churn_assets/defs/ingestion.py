@@ -19,13 +19,10 @@ from churn_assets.core.landing import (
     file_sha256,
     scan_landing,
 )
+from churn_assets.defs.keys import bronze_key
 
 SHA_METADATA_KEY = "file_sha256"
 SHA_TAG = "churn_assets/file_sha256"
-
-
-def bronze_key(source: str) -> dg.AssetKey:
-    return dg.AssetKey(["bronze", source])
 
 
 def partitions_name(source: str) -> str:

@@ -1,4 +1,4 @@
-"""Resources: the settings object, the DuckDB warehouse IO manager and a DuckDB SQL resource."""
+"""Resources: the DuckDB warehouse IO manager and a DuckDB SQL resource."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, Tabl
 from dagster_duckdb import DuckDBResource
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
-from pydantic import Field
 
 from churn_assets.core.warehouse import insert_by_name, table_exists
 from churn_assets.settings import Settings
@@ -21,51 +20,6 @@ from churn_assets.settings import Settings
 # Every asset that touches the DuckDB file joins this pool; dagster.yaml limits it to one at a
 # time, because DuckDB allows a single writer and the IO manager opens read-write connections.
 DUCKDB_POOL = "duckdb_warehouse"
-
-
-class ChurnSettings(dg.ConfigurableResource):
-    """Business assumptions, overridable from the launchpad; defaults come from the environment.
-
-    The fields mirror ``churn_assets.settings.Settings`` (the sample-data fields stay CLI-only);
-    ``core()`` validates them and hands the core its plain settings object.
-    """
-
-    churn_home: str = Field(description="Root of all data (CHURN_HOME).")
-    start_date: str = Field(description="First monthly snapshot, YYYY-MM-01 (CHURN_START_DATE).")
-    churn_horizon_days: int = Field(description="Churn horizon in days (CHURN_HORIZON_DAYS).")
-    max_abs_amount: float = Field(
-        description="Orders or refunds larger than this (absolute) are quarantined (CHURN_MAX_ABS_AMOUNT)."
-    )
-    transactions_column_map: str = Field(default="", description="CHURN_TRANSACTIONS_COLUMN_MAP")
-    customers_column_map: str = Field(default="", description="CHURN_CUSTOMERS_COLUMN_MAP")
-    web_sessions_column_map: str = Field(default="", description="CHURN_WEB_SESSIONS_COLUMN_MAP")
-    timestamp_formats: str = Field(default="", description="CHURN_TIMESTAMP_FORMATS")
-    training_months: int = Field(description="Months of labelled snapshots a model may train on (CHURN_TRAINING_MONTHS).")
-    max_training_rows: int = Field(description="Training rows drawn from them (CHURN_MAX_TRAINING_ROWS).")
-    model_candidates: str = Field(description="Comma-separated model candidates (CHURN_MODEL_CANDIDATES).")
-    btyd_features: bool = Field(
-        default=True, description="Also try candidates with the BG/NBD features (CHURN_BTYD_FEATURES)."
-    )
-    decision_threshold: float = Field(description="Threshold for accuracy/precision/recall/F1 (CHURN_DECISION_THRESHOLD).")
-    risk_cutoffs: str = Field(description="Medium and High risk start, e.g. '0.3,0.6' (CHURN_RISK_CUTOFFS).")
-    champion_tolerance: float = Field(description="ROC-AUC a new champion may lose (CHURN_CHAMPION_TOLERANCE).")
-    drift_psi_warning: float = Field(description="PSI above which drift warns (CHURN_DRIFT_PSI_WARNING).")
-    contact_cost: float = Field(description="Contact cost in the validation profit metric (CHURN_CONTACT_COST).")
-    action_effect: float = Field(description="Churn reduction in the validation profit metric (CHURN_ACTION_EFFECT).")
-    value_horizon_days: int = Field(description="Days of revenue a retained customer is worth (CHURN_VALUE_HORIZON_DAYS).")
-    budget: float = Field(description="Retention budget per snapshot (CHURN_BUDGET).")
-    control_share: float = Field(description="Control-group share per risk segment (CHURN_CONTROL_SHARE).")
-    actions: str = Field(default="", description="Action catalogue as JSON; empty for the default (CHURN_ACTIONS).")
-    seed: int = Field(description="Seed for training and control groups (CHURN_SEED).")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ChurnSettings:
-        plain = settings.to_plain()
-        return cls(**{name: plain[name] for name in cls.model_fields})
-
-    def core(self) -> Settings:
-        """The plain settings object the core functions take."""
-        return Settings.from_plain({name: getattr(self, name) for name in type(self).model_fields})
 
 
 class _TransactionalDuckDbClient(DuckDbClient):
@@ -163,5 +117,4 @@ def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "io_manager": WarehouseIOManager(database=database, connection_config=settings.duckdb_config),
         "warehouse": DuckDBResource(database=database, connection_config=settings.duckdb_config),
-        "churn_settings": ChurnSettings.from_settings(settings),
     }

@@ -1,5 +1,7 @@
 """Silver: validated transactions and the quarantine of every rejected bronze row."""
 
+import json
+
 import dagster as dg
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
@@ -13,14 +15,22 @@ from churn_assets.core.silver import (
     silver_transactions_schema,
 )
 from churn_assets.core.warehouse import table_exists
-from churn_assets.defs.automation import refresh_after_new_data
-from churn_assets.defs.ingestion import bronze_key
-from churn_assets.defs.metadata import column_schema, dagster_type, preview, validated_arrow_type
+from churn_assets.defs.automation import rebuild_when_stale
 from churn_assets.defs.failures import named_failure
-from churn_assets.defs.resources import DUCKDB_POOL, ChurnSettings
-
-SILVER_TRANSACTIONS = dg.AssetKey(["silver", "transactions"])
-SILVER_QUARANTINE = dg.AssetKey(["silver", "quarantine"])
+from churn_assets.defs.keys import SILVER_QUARANTINE, SILVER_TRANSACTIONS, bronze_key
+from churn_assets.defs.metadata import (
+    column_schema,
+    dagster_type,
+    preview,
+    validated_arrow_type,
+)
+from churn_assets.defs.resources import DUCKDB_POOL
+from churn_assets.defs.staleness import (
+    DATA_THROUGH_KEY,
+    FIRST_ORDER_KEY,
+    ORDER_MONTHS_KEY,
+)
+from churn_assets.settings import Settings
 
 
 def _bronze_transactions(connection) -> str:
@@ -30,63 +40,76 @@ def _bronze_transactions(connection) -> str:
     return empty_bronze_transactions_sql()
 
 
-@dg.multi_asset(
-    outs={
-        "transactions": dg.AssetOut(
-            key=SILVER_TRANSACTIONS,
-            dagster_type=validated_arrow_type(silver_transactions_schema()),
-            description="Typed, validated orders and refunds from every landed file, one row per order id.",
-            metadata={"dagster/column_schema": column_schema(silver_transactions_schema())},
-            kinds={"duckdb", "pandas"},
-            automation_condition=refresh_after_new_data(),
-        ),
-        "quarantine": dg.AssetOut(
-            key=SILVER_QUARANTINE,
-            dagster_type=dagster_type(quarantine_schema()),
-            description=(
-                "Every bronze transaction row that is not in silver, with its reason: "
-                + ", ".join(QUARANTINE_REASONS) + "."
+def build_silver_assets(settings: Settings) -> list[dg.AssetsDefinition]:
+    """silver.transactions and silver.quarantine, typed with ``settings``' rules for landed values."""
+    return [_silver_asset(settings)]
+
+
+def _silver_asset(settings: Settings) -> dg.AssetsDefinition:
+    @dg.multi_asset(
+        outs={
+            "transactions": dg.AssetOut(
+                key=SILVER_TRANSACTIONS,
+                dagster_type=validated_arrow_type(silver_transactions_schema()),
+                description="Typed, validated orders and refunds from every landed file, one row per order id.",
+                metadata={"dagster/column_schema": column_schema(silver_transactions_schema())},
+                kinds={"duckdb", "pandas"},
+                automation_condition=rebuild_when_stale(),
             ),
-            metadata={"dagster/column_schema": column_schema(quarantine_schema())},
-            kinds={"duckdb", "pandas"},
-            automation_condition=refresh_after_new_data(),
-        ),
-    },
-    deps=[bronze_key("transactions")],
-    group_name="silver",
-    pool=DUCKDB_POOL,
-)
-def silver_transactions(context: dg.AssetExecutionContext, churn_settings: ChurnSettings, warehouse: DuckDBResource):
-    """Rebuilds both tables from all of bronze: one classifying SQL pass, then a split."""
-    with named_failure(context):
-        settings = churn_settings.core()
-        with warehouse.get_connection() as connection:
-            silver, quarantine = silver_and_quarantine(
-                connection, _bronze_transactions(connection), settings.max_abs_amount, settings.timestamp_format_list
+            "quarantine": dg.AssetOut(
+                key=SILVER_QUARANTINE,
+                dagster_type=dagster_type(quarantine_schema()),
+                description=(
+                    "Every bronze transaction row that is not in silver, with its reason: "
+                    + ", ".join(QUARANTINE_REASONS) + "."
+                ),
+                metadata={"dagster/column_schema": column_schema(quarantine_schema())},
+                kinds={"duckdb", "pandas"},
+                automation_condition=rebuild_when_stale(),
+            ),
+        },
+        deps=[bronze_key("transactions")],
+        group_name="silver",
+        pool=DUCKDB_POOL,
+    )
+    def silver_transactions(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+        """Rebuilds both tables from all of bronze: one classifying SQL pass, then a split."""
+        with named_failure(context):
+            with warehouse.get_connection() as connection:
+                silver, quarantine, months = silver_and_quarantine(
+                    connection, _bronze_transactions(connection), settings.max_abs_amount, settings.timestamp_format_list
+                )
+            reasons = quarantine["reason"].value_counts()
+            silver = silver_transactions_schema().validate(silver)
+            metadata = {
+                "refunds": int(silver["is_refund"].sum()),
+                "merged_order_lines": int((silver["line_count"] - 1).sum()),
+                "customers": int(silver["customer_id"].nunique()),
+                "last_order": str(silver["order_ts"].max()) if len(silver) else "none",
+                # what the snapshot tables read, month by month: their staleness follows it
+                FIRST_ORDER_KEY: silver["order_ts"].min().isoformat() if len(silver) else "",
+                DATA_THROUGH_KEY: silver["order_ts"].max().isoformat() if len(silver) else "",
+                ORDER_MONTHS_KEY: dg.MetadataValue.text(json.dumps(dict(zip(months["month"], months["fingerprint"])))),
+                "orders_per_month": dg.MetadataValue.md(
+                    months[["month", "orders"]].to_markdown(index=False) if len(months) else "none"
+                ),
+                "preview": preview(silver),
+            }
+            # Handed on as Arrow, and the frame dropped: at ten million orders a second validation by
+            # the Dagster type and the IO manager's copy of the frame cost gigabytes.
+            table = pa.Table.from_pandas(silver, preserve_index=False)
+            del silver
+            yield dg.Output(table, "transactions", metadata=metadata)
+            yield dg.Output(
+                quarantine_schema().validate(quarantine),
+                "quarantine",
+                metadata={
+                    **{f"reason/{reason}": int(reasons.get(reason, 0)) for reason in QUARANTINE_REASONS},
+                    "preview": preview(quarantine),
+                },
             )
-        reasons = quarantine["reason"].value_counts()
-        silver = silver_transactions_schema().validate(silver)
-        metadata = {
-            "refunds": int(silver["is_refund"].sum()),
-            "merged_order_lines": int((silver["line_count"] - 1).sum()),
-            "customers": int(silver["customer_id"].nunique()),
-            "first_order": str(silver["order_ts"].min()) if len(silver) else "none",
-            "last_order": str(silver["order_ts"].max()) if len(silver) else "none",
-            "preview": preview(silver),
-        }
-        # Handed on as Arrow, and the frame dropped: at ten million orders a second validation by
-        # the Dagster type and the IO manager's copy of the frame cost gigabytes.
-        table = pa.Table.from_pandas(silver, preserve_index=False)
-        del silver
-        yield dg.Output(table, "transactions", metadata=metadata)
-        yield dg.Output(
-            quarantine_schema().validate(quarantine),
-            "quarantine",
-            metadata={
-                **{f"reason/{reason}": int(reasons.get(reason, 0)) for reason in QUARANTINE_REASONS},
-                "preview": preview(quarantine),
-            },
-        )
+
+    return silver_transactions
 
 
 @dg.asset_check(
@@ -120,7 +143,6 @@ def row_accounting(warehouse: DuckDBResource) -> dg.AssetCheckResult:
     )
 
 
-silver_assets = [silver_transactions]
 silver_checks = [row_accounting]
 silver_job = dg.define_asset_job(
     "build_silver",

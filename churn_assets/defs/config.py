@@ -1,0 +1,46 @@
+"""Per-run business knobs as ``dg.Config`` on the asset that uses them.
+
+What shapes the graph (home, start date, horizon, training months, DuckDB memory) is read once,
+when the definitions load. The knobs below only change what one run computes, so each asset
+takes them as run config: its defaults are the settings in force when the definitions loaded
+(the environment variables), and a value set in the launchpad is the value the run uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import dagster as dg
+from pydantic import Field, create_model
+
+from churn_assets.settings import Settings
+
+MODEL_KNOBS = (
+    "model_candidates", "champion_tolerance", "max_training_rows", "decision_threshold",
+    "contact_cost", "action_effect", "btyd_features", "seed",
+)
+PREDICTION_KNOBS = ("risk_cutoffs", "drift_psi_warning")
+VALUE_KNOBS = ("value_horizon_days",)
+PLAN_KNOBS = ("budget", "control_share", "actions", "seed")
+
+
+def knobs_config(name: str, settings: Settings, knobs: tuple[str, ...], doc: str) -> type[dg.Config]:
+    """A ``dg.Config`` class with one field per knob, typed, described and defaulting as in ``settings``."""
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    return create_model(
+        name,
+        __base__=dg.Config,
+        __doc__=doc,
+        **{
+            knob: (type(getattr(settings, knob)), Field(
+                default=getattr(settings, knob),
+                description=f"{fields[knob].metadata['doc']} ({fields[knob].metadata['env']})",
+            ))
+            for knob in knobs
+        },
+    )
+
+
+def with_knobs(settings: Settings, config: dg.Config) -> Settings:
+    """``settings`` with the run's knobs; raises ``SettingsError`` naming a knob that is invalid."""
+    return dataclasses.replace(settings, **config.model_dump())

@@ -1,0 +1,18 @@
+"""Every table's asset key, in one place; the DuckDB table is ``schema.name`` of the same key."""
+
+import dagster as dg
+
+
+def bronze_key(source: str) -> dg.AssetKey:
+    return dg.AssetKey(["bronze", source])
+
+
+SILVER_TRANSACTIONS = dg.AssetKey(["silver", "transactions"])
+SILVER_QUARANTINE = dg.AssetKey(["silver", "quarantine"])
+CUSTOMER_FEATURES = dg.AssetKey(["silver", "customer_features"])
+CHURN_LABELS = dg.AssetKey(["silver", "churn_labels"])
+CHURN_MODEL = dg.AssetKey(["ml", "churn_model"])
+CHURN_PREDICTIONS = dg.AssetKey(["ml", "churn_predictions"])
+CUSTOMER_VALUE = dg.AssetKey(["gold", "customer_value"])
+RETENTION_ACTIONS = dg.AssetKey(["gold", "retention_actions"])
+RETENTION_SUMMARY = dg.AssetKey(["gold", "retention_summary"])
