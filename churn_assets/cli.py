@@ -215,13 +215,13 @@ def ensure_dagster_home(settings: Settings) -> Path:
 
 def _run(args, settings: Settings) -> int:
     from churn_assets.core.generate import SampleConfig
-    from churn_assets.core.landing import scan_landing
+    from churn_assets.core.landing import landing_holds_files
     from churn_assets.runner import run_pipeline
 
     home = ensure_dagster_home(settings)
     _quiet_mlflow()
-    if not scan_landing(settings.landing_dir)[0]:
-        print(f"Landing folder {settings.landing_dir} is empty: generating sample data first.")
+    if not landing_holds_files(settings.landing_dir):  # sample data never mixes with a user's files
+        print(f"Landing folder {settings.landing_dir} holds no files: generating sample data into it first.")
         _generate_into(
             settings,
             SampleConfig(

@@ -127,10 +127,8 @@ def run_pipeline(
             "failed and its DuckDB pool slot released; what it did not finish is rebuilt below"
         )
     plan = plan_ingestion(instance, settings.landing_dir)
-    report.notices += plan.notes
-    for decision in plan.decisions:
-        if decision.verdict in (Verdict.CHANGED_CONTENT, Verdict.DUPLICATE_CONTENT):
-            report.notices.append(decision.message)
+    report.failures += plan.refusals  # every refusal makes the run exit non-zero, naming the file
+    report.notices += [d.message for d in plan.decisions if d.verdict is Verdict.DUPLICATE_CONTENT]
     run_config = None if verbose else QUIET_LOGS
     for source in SOURCES:
         decisions = [d for d in plan.new if d.file.source == source]

@@ -153,7 +153,9 @@ def test_a_renamed_copy_is_skipped_and_a_changed_file_is_refused_keeping_its_old
     settings, _, second = corpus
     notices = "\n".join(second.notices)
     assert "duplicates_a_again.csv: same content as transactions/duplicates_a.csv" in notices
-    assert "duplicates_b.csv" in notices and "changed" in notices
+    # a changed file is a refusal: it fails the run, naming the file, until it is landed anew
+    assert [f for f in second.failures if "duplicates_b.csv" in f and "content changed" in f]
+    assert not second.ok
     assert second.ingested == {}
     kept = query(settings, "select count(*) as n from bronze.transactions where _source_file = 'duplicates_b.csv'")
     assert int(kept["n"][0]) == 2

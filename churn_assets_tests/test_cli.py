@@ -29,7 +29,7 @@ def test_run_on_an_empty_home_generates_ingests_and_leaves_runs_in_the_instance(
     env = {"CHURN_HOME": str(home), "CHURN_SAMPLE_CUSTOMERS": "300", "CHURN_SAMPLE_MONTHS": "4"}
     result = _cli("run", env_extra=env)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "generating sample data first" in result.stdout
+    assert "generating sample data into it first" in result.stdout
     assert "bronze.transactions" in result.stdout
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as connection:
         rows = connection.execute("select count(*) from bronze.transactions").fetchall()[0][0]
@@ -44,6 +44,30 @@ def test_run_on_an_empty_home_generates_ingests_and_leaves_runs_in_the_instance(
             "ingest_transactions", "ingest_customers", "ingest_web_sessions", "refresh_tables"
         }
         assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+
+
+def test_run_never_generates_into_a_landing_folder_that_holds_files_and_refuses_what_it_cannot_read(tmp_path):
+    """A real export the pipeline cannot read (compressed, a spreadsheet, a subfolder) is refused by
+    name with what to do, the run exits 1, and no sample data is mixed into the user's folder."""
+    home = tmp_path / "home"
+    landing = home / "landing"
+    for rel, content in {
+        "transactions/orders_2024.csv.gz": b"\x1f\x8b not really", "customers/crm.xlsx": b"PK",
+        "transactions/2024/05/orders.csv": b"order_id,customer_id,order_ts,amount\n1,2,2024-05-01,3\n",
+    }.items():
+        (landing / rel).parent.mkdir(parents=True, exist_ok=True)
+        (landing / rel).write_bytes(content)
+    result = _cli("run", env_extra={"CHURN_HOME": str(home)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "generating sample data" not in result.stdout
+    assert not (home / "truth").exists()
+    assert sorted(p.relative_to(landing).as_posix() for p in landing.rglob("*") if p.is_file()) == [
+        "customers/crm.xlsx", "transactions/2024/05/orders.csv", "transactions/orders_2024.csv.gz"
+    ]
+    assert "3 problem(s)" in result.stdout
+    assert "refused transactions/orders_2024.csv.gz: .gz files are not read; decompress it (gunzip)" in result.stdout
+    assert "refused customers/crm.xlsx: .xlsx files are not read; save the sheet as CSV (UTF-8)" in result.stdout
+    assert "refused transactions/2024/05/orders.csv: files in subfolders are not read" in result.stdout
 
 
 def test_generate_writes_landing_files_with_the_given_options(tmp_path):

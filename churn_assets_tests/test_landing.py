@@ -34,14 +34,23 @@ def test_landed_path_stays_in_its_folder(tmp_path):
         landed_path(tmp_path, "orders", "o.csv")
 
 
-def test_scan_lists_supported_files_and_explains_the_rest(tmp_path):
+def test_scan_lists_supported_files_and_refuses_every_other_file_saying_what_to_do(tmp_path):
     for rel in ["transactions/a.csv", "transactions/b.parquet", "customers/c.csv", "transactions/readme.txt", "other/x.csv"]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x")
     (tmp_path / "transactions" / ".partial.csv").write_text("x")
-    files, notes = scan_landing(tmp_path)
+    for rel in ["transactions/2024/05/d.csv", "transactions/export.xlsx", "stray.csv"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    files, refused = scan_landing(tmp_path)
     assert [f.file_id for f in files] == ["transactions/a.csv", "transactions/b.parquet", "customers/c.csv"]
-    assert len(notes) == 1 and "readme.txt" in notes[0]
+    assert refused == [
+        "refused transactions/2024/05/d.csv: files in subfolders are not read; move it into landing/transactions/ under a unique name",
+        "refused transactions/export.xlsx: .xlsx files are not read; save the sheet as CSV (UTF-8) and land that",
+        "refused transactions/readme.txt: .txt files are not read; rename it to .csv if it is comma-separated",
+        "refused other/x.csv: not in a source folder; land it in one of landing/transactions/, landing/customers/, landing/web_sessions/",
+        "refused stray.csv: not in a source folder; land it in one of landing/transactions/, landing/customers/, landing/web_sessions/",
+    ]
 
 
 def test_sha256_matches_known_digest(tmp_path):

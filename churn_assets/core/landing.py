@@ -61,24 +61,79 @@ def landed_path(landing_dir: Path, source: str, name: str) -> Path:
     return path
 
 
+# What to do with a file type people export but the pipeline does not read.
+_CONVERT_ADVICE = {
+    ".gz": "decompress it (gunzip) and land the CSV",
+    ".zip": "unzip it and land the CSV or Parquet files inside",
+    ".xlsx": "save the sheet as CSV (UTF-8) and land that",
+    ".xls": "save the sheet as CSV (UTF-8) and land that",
+    ".json": "export it as CSV or Parquet and land that",
+    ".jsonl": "export it as CSV or Parquet and land that",
+    ".txt": "rename it to .csv if it is comma-separated",
+    ".tsv": "export it comma-separated as .csv",
+}
+
+
 def scan_landing(landing_dir: Path) -> tuple[list[LandedFile], list[str]]:
-    """Landed files of every source, sorted by source and name, plus notes on files passed over."""
-    files, passed_over = [], []
+    """Landed files of every source, sorted by source and name, plus one refusal per other file
+    found there: a name or type the pipeline does not read, or a file in a subfolder. Hidden files
+    (a dot first, as tools name a file still being written) are left alone."""
+    files, refused = [], []
     for source in SOURCES:
         folder = landing_dir / source
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
-            if path.name.startswith(".") or not path.is_file():
+            if path.name.startswith("."):
+                continue
+            if path.is_dir():
+                refused += [_subfolder_refusal(landing_dir, source, inner) for inner in _files_under(path)]
+                continue
+            if not path.is_file():
                 continue
             try:
                 check_file_name(path.name)
             except LandingError as exc:
-                passed_over.append(str(exc))
+                refused.append(_unreadable_name(source, path.name, exc))
                 continue
             stat = path.stat()
             files.append(LandedFile(source, path.name, path, stat.st_size, stat.st_mtime_ns))
-    return files, passed_over
+    return files, refused + _outside_source_folders(landing_dir)
+
+
+def _outside_source_folders(landing_dir: Path) -> list[str]:
+    """A refusal for each file under ``landing_dir`` but not in a source's folder."""
+    if not landing_dir.is_dir():
+        return []
+    folders = ", ".join(f"landing/{s}/" for s in SOURCES)
+    strays = []
+    for entry in sorted(landing_dir.iterdir()):
+        if entry.name.startswith(".") or entry.name in SOURCES:
+            continue
+        for path in [entry] if entry.is_file() else _files_under(entry) if entry.is_dir() else []:
+            strays.append(f"refused {path.relative_to(landing_dir).as_posix()}: not in a source folder; land it in one of {folders}")
+    return strays
+
+
+def landing_holds_files(landing_dir: Path) -> bool:
+    """Whether anything at all lies under ``landing_dir``: sample data goes only into an empty one."""
+    return landing_dir.is_dir() and any(p.is_file() for p in landing_dir.rglob("*"))
+
+
+def _files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.parts))
+
+
+def _subfolder_refusal(landing_dir: Path, source: str, path: Path) -> str:
+    inside = path.relative_to(landing_dir).as_posix()
+    return f"refused {inside}: files in subfolders are not read; move it into landing/{source}/ under a unique name"
+
+
+def _unreadable_name(source: str, name: str, error: LandingError) -> str:
+    suffix = Path(name).suffix.lower()
+    if suffix in _CONVERT_ADVICE:
+        return f"refused {source}/{name}: {suffix} files are not read; {_CONVERT_ADVICE[suffix]}"
+    return f"refused {source}/{name}: {error}"
 
 
 def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:

@@ -32,7 +32,7 @@ def partitions_name(source: str) -> str:
 @dataclass
 class IngestionPlan:
     decisions: list[IngestDecision] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    refused_files: list[str] = field(default_factory=list)  # files the pipeline does not read, and why
     stat_cache: dict[str, list] = field(default_factory=dict)
 
     @property
@@ -42,6 +42,11 @@ class IngestionPlan:
     @property
     def refused(self) -> list[IngestDecision]:
         return [d for d in self.decisions if d.verdict is Verdict.CHANGED_CONTENT]
+
+    @property
+    def refusals(self) -> list[str]:
+        """Every refusal of this plan, as messages: unreadable or misplaced files, changed content."""
+        return [*self.refused_files, *(d.message for d in self.refused)]
 
 
 def ingested_files(instance: dg.DagsterInstance, source: str) -> dict[str, str]:
@@ -71,12 +76,12 @@ def plan_ingestion(
     updated cache, which also serves as the record of files already requested.
     """
     cache = dict(stat_cache or {})
-    files, notes = scan_landing(landing_dir)
+    files, refused_files = scan_landing(landing_dir)
     candidates = [
         f for f in files if cache.get(f.file_id, [None, None])[:2] != [f.size, f.mtime_ns]
     ]
     if not candidates:
-        return IngestionPlan([], notes, cache)
+        return IngestionPlan([], refused_files, cache)
     hashed = [(f, file_sha256(f.path)) for f in candidates]
     sources = {f.source for f in candidates}
     ingested = {source: ingested_files(instance, source) for source in sources}
@@ -87,4 +92,4 @@ def plan_ingestion(
     decisions = decide_ingestion(hashed, ingested, requested)
     for decision in decisions:
         cache[decision.file.file_id] = [decision.file.size, decision.file.mtime_ns, decision.sha256]
-    return IngestionPlan(decisions, notes, cache)
+    return IngestionPlan(decisions, refused_files, cache)

@@ -21,8 +21,8 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
     def landing_sensor(context: dg.SensorEvaluationContext):
         cache = json.loads(context.cursor) if context.cursor else {}
         plan = plan_ingestion(context.instance, settings.landing_dir, cache)
-        for note in plan.notes:
-            context.log.warning(note)
+        for refusal in plan.refused_files:
+            context.log.warning(refusal)
         for decision in plan.decisions:
             (context.log.warning if decision in plan.refused else context.log.info)(decision.message)
         run_requests = [
