@@ -1,3 +1,4 @@
+import gzip
 import json
 
 import pandas as pd
@@ -127,3 +128,16 @@ def test_damaged_parquet_is_a_clear_error(tmp_path):
     path.write_bytes(b"PAR1 not really")
     with pytest.raises(LandingError, match="transactions/t.parquet: not a readable Parquet file"):
         _read(path)
+
+
+def test_gzip_compressed_csv_is_read_and_its_faults_are_named(tmp_path):
+    body = "order_id,customer_id,order_ts,amount\nA1,1,2024-01-01,5.00\nA2,2,2024-01-02,6.00\n"
+    (tmp_path / "orders.csv.gz").write_bytes(gzip.compress(body.encode()))
+    frame = read_landed_file(tmp_path / "orders.csv.gz", TRANSACTIONS, sha256="s", ingested_at=pd.Timestamp("2025-01-01"))
+    assert frame["order_id"].tolist() == ["A1", "A2"] and frame["_row_number"].tolist() == [1, 2]
+    (tmp_path / "ragged.csv.gz").write_bytes(gzip.compress((body + "A3,3\n").encode()))
+    with pytest.raises(LandingError, match=r"transactions/ragged.csv.gz: not a readable CSV file: line 4 has 2 fields"):
+        read_landed_file(tmp_path / "ragged.csv.gz", TRANSACTIONS, sha256="s", ingested_at=pd.Timestamp("2025-01-01"))
+    (tmp_path / "damaged.csv.gz").write_bytes(b"\x1f\x8b not gzip at all")
+    with pytest.raises(LandingError, match=r"transactions/damaged.csv.gz: not a readable gzip file"):
+        check_landed_columns(tmp_path / "damaged.csv.gz", TRANSACTIONS)

@@ -1,5 +1,6 @@
 """The console script as a user runs it: a fresh CHURN_HOME, a persistent Dagster instance."""
 
+import gzip
 import os
 import subprocess
 import sys
@@ -47,13 +48,15 @@ def test_run_on_an_empty_home_generates_ingests_and_leaves_runs_in_the_instance(
 
 
 def test_run_never_generates_into_a_landing_folder_that_holds_files_and_refuses_what_it_cannot_read(tmp_path):
-    """A real export the pipeline cannot read (compressed, a spreadsheet, a subfolder) is refused by
-    name with what to do, the run exits 1, and no sample data is mixed into the user's folder."""
+    """Files a real export holds that the pipeline cannot read (JSON, a spreadsheet, a subfolder)
+    are refused by name with what to do, the run exits 1, no sample data is mixed into the user's
+    folder, and the gzip-compressed CSV beside them is ingested."""
     home = tmp_path / "home"
     landing = home / "landing"
+    orders = b"order_id,customer_id,order_ts,amount\n1,2,2024-05-01T10:00:00+02:00,3\n2,3,2024-05-02,4\n"
     for rel, content in {
-        "transactions/orders_2024.csv.gz": b"\x1f\x8b not really", "customers/crm.xlsx": b"PK",
-        "transactions/2024/05/orders.csv": b"order_id,customer_id,order_ts,amount\n1,2,2024-05-01,3\n",
+        "transactions/orders_2024.json": b"{}", "customers/crm.xlsx": b"PK",
+        "transactions/2024/05/orders.csv": orders, "transactions/orders_2024-05.csv.gz": gzip.compress(orders),
     }.items():
         (landing / rel).parent.mkdir(parents=True, exist_ok=True)
         (landing / rel).write_bytes(content)
@@ -62,12 +65,20 @@ def test_run_never_generates_into_a_landing_folder_that_holds_files_and_refuses_
     assert "generating sample data" not in result.stdout
     assert not (home / "truth").exists()
     assert sorted(p.relative_to(landing).as_posix() for p in landing.rglob("*") if p.is_file()) == [
-        "customers/crm.xlsx", "transactions/2024/05/orders.csv", "transactions/orders_2024.csv.gz"
+        "customers/crm.xlsx", "transactions/2024/05/orders.csv", "transactions/orders_2024-05.csv.gz",
+        "transactions/orders_2024.json",
     ]
     assert "3 problem(s)" in result.stdout
-    assert "refused transactions/orders_2024.csv.gz: .gz files are not read; decompress it (gunzip)" in result.stdout
+    assert "refused transactions/orders_2024.json: .json files are not read; export it as CSV or Parquet" in result.stdout
     assert "refused customers/crm.xlsx: .xlsx files are not read; save the sheet as CSV (UTF-8)" in result.stdout
     assert "refused transactions/2024/05/orders.csv: files in subfolders are not read" in result.stdout
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as connection:
+        ingested = connection.execute(
+            "select _source_file, order_ts from silver.transactions order by order_id"
+        ).fetchall()
+    assert [(f, str(ts)) for f, ts in ingested] == [
+        ("orders_2024-05.csv.gz", "2024-05-01 08:00:00"), ("orders_2024-05.csv.gz", "2024-05-02 00:00:00")
+    ]
 
 
 def test_generate_writes_landing_files_with_the_given_options(tmp_path):

@@ -190,3 +190,30 @@ def test_timestamps_in_other_formats_need_the_setting(order_lines):
     reasons = quarantine.set_index(["_source_file", "_row_number"])["reason"]
     assert len(reasons) == len(LINES)
     assert reasons.drop(("u1.csv", 7)).eq("unparseable_order_ts").all()  # row 7 fails earlier, on its id
+
+
+def test_times_with_an_offset_become_utc_and_the_same_instant_relanded_is_an_exact_duplicate():
+    """10:00+02:00 is 08:00 UTC; the same order re-exported as 08:00Z is the same order, not a
+    conflicting one; a bare date's '-05' is a day, not an offset; times without offset are UTC."""
+    rows = [
+        ("T1", "1", "2024-03-05T10:00:00+02:00", "10", None, "a.csv", 1),
+        ("T2", "2", "2024-03-05 10:00:00-0500", "10", None, "a.csv", 2),
+        ("T3", "3", "2024-03-05", "10", None, "a.csv", 3),
+        ("T4", "4", "2024-03-05 10:00:00", "10", None, "a.csv", 4),
+        ("T1", "1", "2024-03-05T08:00:00Z", "10", None, "b.csv", 1),
+    ]
+    with duckdb.connect() as connection:
+        connection.execute(f"create table bronze as select * from {empty_bronze_transactions_sql()}")
+        connection.executemany(
+            "insert into bronze (order_id, customer_id, order_ts, amount, quantity, _source_file, _row_number, "
+            f"_file_sha256, _ingested_at) values (?, ?, ?, ?, ?, ?, ?, 'x', '{INGESTED}')",
+            rows,
+        )
+        classified = _classified("bronze", 50_000)
+        silver = connection.execute(silver_transactions_sql(classified)).df().set_index("order_id")
+        quarantine = connection.execute(quarantine_sql(classified)).df()
+    assert silver["order_ts"].to_dict() == {
+        "T1": pd.Timestamp("2024-03-05 08:00:00"), "T2": pd.Timestamp("2024-03-05 15:00:00"),
+        "T3": pd.Timestamp("2024-03-05 00:00:00"), "T4": pd.Timestamp("2024-03-05 10:00:00"),
+    }
+    assert quarantine[["_source_file", "reason"]].values.tolist() == [["b.csv", "exact_duplicate"]]

@@ -7,6 +7,8 @@ rejected row is quarantined with a reason instead of failing the whole file here
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -159,12 +161,21 @@ def _constant_text(value: str | None, n: int) -> pd.api.extensions.ExtensionArra
     return pd.array(array, dtype=TEXT)
 
 
+def _is_gzip(path: Path) -> bool:
+    return path.name.lower().endswith(".csv.gz")
+
+
+def _open_bytes(path: Path):
+    """The file's bytes, decompressed for a ``.csv.gz``."""
+    return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
+
+
 def _read_as_text(path: Path, label: str) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         return _read_parquet_as_text(path, label)
-    if suffix != ".csv":
-        raise LandingError(f"{label}: unsupported file type {suffix!r}; land .csv or .parquet")
+    if suffix != ".csv" and not _is_gzip(path):
+        raise LandingError(f"{label}: unsupported file type {suffix!r}; land .csv, .csv.gz or .parquet")
     header = _csv_header(path, label)
     if not header:
         return pd.DataFrame()
@@ -178,7 +189,11 @@ def _read_as_text(path: Path, label: str) -> pd.DataFrame:
                 strings_can_be_null=True,
             ),
         )
-    except pa.ArrowInvalid as exc:
+    except (pa.ArrowInvalid, OSError) as exc:  # a damaged gzip stream is an OSError
+        if isinstance(exc, OSError) and not _is_gzip(path):
+            raise
+        if isinstance(exc, OSError) or "gzip" in str(exc).lower():
+            raise LandingError(f"{label}: not a readable gzip file ({exc}); land the CSV itself or compress it again") from None
         if "UTF8" in str(exc) or "UTF-8" in str(exc):
             raise LandingError(_describe_bad_encoding(path, label)) from None
         raise LandingError(f"{label}: not a readable CSV file: {_describe_bad_row(path, len(header), exc)}") from None
@@ -186,8 +201,13 @@ def _read_as_text(path: Path, label: str) -> pd.DataFrame:
 
 
 def _csv_header(path: Path, label: str) -> list[str]:
-    with open(path, "rb") as handle:
-        first = handle.readline()
+    try:
+        with _open_bytes(path) as handle:
+            first = handle.readline()
+    except (OSError, EOFError) as exc:
+        if not _is_gzip(path):
+            raise
+        raise LandingError(f"{label}: not a readable gzip file ({exc}); land the CSV itself or compress it again") from None
     try:
         return next(csv.reader([first.decode("utf-8-sig")]), [])
     except UnicodeDecodeError:
@@ -196,7 +216,7 @@ def _csv_header(path: Path, label: str) -> list[str]:
 
 def _describe_bad_row(path: Path, width: int, error: Exception) -> str:
     """Name the first line whose field count differs from the header's."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+    with io.TextIOWrapper(_open_bytes(path), encoding="utf-8", errors="replace", newline="") as handle:
         for line_number, row in enumerate(csv.reader(handle), start=1):
             if row and len(row) != width:
                 return f"line {line_number} has {len(row)} fields, the header has {width}"
@@ -221,7 +241,7 @@ def _column_as_text(column: pd.Series) -> pd.Series:
 
 def _describe_bad_encoding(path: Path, label: str) -> str:
     """Name the first line and column holding bytes that are not UTF-8."""
-    with open(path, "rb") as handle:
+    with _open_bytes(path) as handle:
         header = handle.readline().decode("utf-8", errors="replace").rstrip("\r\n").split(",")
         for line_number, line in enumerate(handle, start=2):
             try:

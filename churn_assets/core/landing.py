@@ -63,7 +63,7 @@ def landed_path(landing_dir: Path, source: str, name: str) -> Path:
 
 # What to do with a file type people export but the pipeline does not read.
 _CONVERT_ADVICE = {
-    ".gz": "decompress it (gunzip) and land the CSV",
+    ".gz": "only gzip-compressed CSV (.csv.gz) is read; decompress it and land the file inside",
     ".zip": "unzip it and land the CSV or Parquet files inside",
     ".xlsx": "save the sheet as CSV (UTF-8) and land that",
     ".xls": "save the sheet as CSV (UTF-8) and land that",

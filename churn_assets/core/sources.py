@@ -57,16 +57,28 @@ CUSTOMERS = Source(
 WEB_SESSIONS = Source("web_sessions", required=("customer_id", "session_ts"))
 
 SOURCES: dict[str, Source] = {s.name: s for s in (TRANSACTIONS, CUSTOMERS, WEB_SESSIONS)}
-FILE_SUFFIXES = (".csv", ".parquet")
+FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+
+
+# A clock time (not a bare date, whose '-05' is no offset) followed by a UTC offset or Z.
+_OFFSET_AFTER_TIME = r"[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
 
 
 def timestamp_sql(text: str, formats: tuple[str, ...] = ()) -> str:
-    """SQL parsing landed text ``text`` as a timestamp: ISO 8601 first, then each strptime format.
+    """SQL parsing landed text ``text`` as a UTC timestamp: ISO 8601 first, then each strptime
+    format. A time with an offset (``+02:00``, ``-0500``, ``Z``) is converted to UTC; a time
+    without one is taken as UTC.
 
     Null when nothing parses, so callers can quarantine the row instead of failing the run.
     """
-    iso = f"try_cast(trim({text}) as timestamp)"
+    value = f"trim({text})"
+    # A plain cast to TIMESTAMP drops the offset and keeps the wall-clock time.
+    iso = (
+        f"case when regexp_matches({value}, '{_OFFSET_AFTER_TIME}') "
+        f"then try_cast({value} as timestamptz) at time zone 'UTC' "
+        f"else try_cast({value} as timestamp) end"
+    )
     if not formats:
         return iso
     listed = ", ".join("'" + f.replace("'", "''") + "'" for f in formats)
-    return f"coalesce({iso}, try_strptime(trim({text}), [{listed}]))"
+    return f"coalesce({iso}, try_strptime({value}, [{listed}]))"

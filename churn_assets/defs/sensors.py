@@ -16,7 +16,7 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
         jobs=list(ingest_jobs.values()),
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Watches landing/<source>/ for CSV and Parquet files; one run per new file content.",
+        description="Watches landing/<source>/ for CSV (.csv, .csv.gz) and Parquet files; one run per new file content.",
     )
     def landing_sensor(context: dg.SensorEvaluationContext):
         cache = json.loads(context.cursor) if context.cursor else {}
