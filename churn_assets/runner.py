@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
+import duckdb
 import pandas as pd
 import psutil
 import pyarrow as pa
@@ -28,11 +29,12 @@ from dagster._core.storage.tags import (
 )
 
 from churn_assets.core.bronze import check_landed_columns, read_landed_file
+from churn_assets.core.errors import root_cause
 from churn_assets.core.landing import LandingError, Verdict
 from churn_assets.core.sources import SOURCES
 from churn_assets.core.warehouse import table_exists
 from churn_assets.definitions import build_definitions
-from churn_assets.defs.failures import RETRY_TAG, failure_text
+from churn_assets.defs.failures import RETRY_TAG, failed_for_environment, failure_text
 from churn_assets.defs.ingestion import SHA_TAG, partitions_name, plan_ingestion
 from churn_assets.defs.keys import CHURN_MODEL
 from churn_assets.defs.resources import build_resources
@@ -63,9 +65,13 @@ class PipelineReport:
 
     def summary(self) -> str:
         lines = [f"\nDone in {self.seconds:.1f} s. Warehouse: {self.settings.warehouse_path}"]
-        for table, rows in table_row_counts(self.settings).items():
+        try:
+            counts, plan = table_row_counts(self.settings), newest_plan_summary(self.settings)
+        except duckdb.Error as exc:  # held by another process, say: the problems below still print
+            counts, plan = {}, [f"  (no row counts: the warehouse cannot be read now: {root_cause(exc)})"]
+        for table, rows in counts.items():
             lines.append(f"  {table:<24} {rows:>12,} rows")
-        lines += newest_plan_summary(self.settings)
+        lines += plan
         lines += [f"  note: {n}" for n in self.notices]
         if self.failures:
             lines.append(f"{len(self.failures)} problem(s):")
@@ -260,6 +266,9 @@ def _ingest(instance, settings, source, decisions, run_config, report, echo) -> 
             rows = _rows_written(result)
             report.ingested[source] = report.ingested.get(source, 0) + rows
             echo(f"  {decision.file.file_id}: {rows:,} rows")
+        elif _tag_if_environment(instance, result):
+            report.failures.append(f"{decision.file.file_id}: {_failure(result)} (not the file's fault: the next run tries it again)")
+            echo(f"  could not ingest {decision.file.file_id} now; the next run tries it again")
         else:
             report.failures.append(_failure(result))
             echo(f"  refused {decision.file.file_id} (see the failed run in the UI)")
@@ -384,12 +393,22 @@ def _unreadable_reason(decision, column_map) -> str:
 
 
 def _already_failed(instance: dg.DagsterInstance, decision) -> bool:
-    """A run for exactly this content already failed: say so again instead of failing again."""
+    """The newest run for exactly this content failed because of the content: say so again
+    instead of failing again. A failure the machine caused (tagged for retry) is tried again."""
     failed = instance.get_run_records(
         dg.RunsFilter(tags={SHA_TAG: decision.sha256}, statuses=[dg.DagsterRunStatus.FAILURE]),
         limit=1,
     )
-    return bool(failed)
+    return bool(failed) and RETRY_TAG not in failed[0].dagster_run.tags
+
+
+def _tag_if_environment(instance: dg.DagsterInstance, result: dg.ExecutionResult) -> bool:
+    """Tag a failed run whose cause was the machine (a lock, a full disk) for retry; True if so."""
+    errors = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
+    if not any(failed_for_environment(error) for error in errors):
+        return False
+    instance.add_run_tags(result.run_id, {RETRY_TAG: _failure(result)[:200]})
+    return True
 
 
 def _failure(result: dg.ExecutionResult) -> str:

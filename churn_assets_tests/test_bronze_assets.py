@@ -1,5 +1,8 @@
 """Bronze assets against a real DuckDB warehouse and Dagster instance."""
 
+import subprocess
+import sys
+
 from churn_assets.core.generate import SampleConfig, generate_sample, write_landing
 from churn_assets.core.landing import file_sha256
 from churn_assets.runner import run_pipeline
@@ -77,3 +80,27 @@ def test_pipeline_ingests_generated_dirty_data_in_few_runs(settings, instance):
     assert {expected[d]: int(n) for d, n in defects.items()} == reasons.to_dict()
     silver_rows = query(settings, "select count(*) n from silver.transactions")["n"][0]
     assert silver_rows == sample.transactions["defect"].isna().sum()
+
+
+def test_a_file_that_failed_while_another_process_held_the_warehouse_is_ingested_by_the_next_run(settings, instance):
+    """The lock is the machine's fault, not the file's: the run fails and says so, and the next
+    run, once the lock is released, ingests the file with no manual step."""
+    land(settings, "transactions", "orders.csv", "order_id,customer_id,order_ts,amount\nA1,1,2024-05-01,5\nA2,2,2024-05-02,6\n")
+    settings.churn_home.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(  # an analyst's DuckDB session with the warehouse open for writing
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(900)",
+         str(settings.warehouse_path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        held = run_pipeline(settings, instance=instance)  # gives up after the IO manager's retries
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(held.failures) == 1 and "the next run tries it again" in held.failures[0], held.failures
+    assert "lock" in held.failures[0].lower()
+    healed = run_pipeline(settings, instance=instance)
+    assert healed.ok, healed.failures
+    assert healed.ingested == {"transactions": 2}
+    assert query(settings, "select count(*) n from silver.transactions")["n"][0] == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 
 class ChurnError(ValueError):
     """An expected error; the CLI prints its message on one line and exits with status 2."""
@@ -27,13 +29,26 @@ def first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "(no message)")
 
 
+# DuckDB's errors for a warehouse it cannot open or write (held by another process, disk full).
+_DUCKDB_ENVIRONMENT_ERRORS = frozenset({"IOException", "ConnectionException"})
+
+
+def is_environment_error(class_name: str | None) -> bool:
+    """Whether an error class, by name (stored errors keep only that), is the machine's: an
+    ``OSError`` of any kind (disk full, a lock, a missing folder, a permission) or DuckDB's I/O
+    error."""
+    if class_name in _DUCKDB_ENVIRONMENT_ERRORS:
+        return True
+    builtin = getattr(builtins, class_name or "", None)
+    return isinstance(builtin, type) and issubclass(builtin, OSError)
+
+
 def caused_by_environment(error: BaseException) -> bool:
     """Whether an error in the chain behind ``error`` comes from the machine, not the data or the
-    code: a file system error (disk full, a lock, a missing folder), or DuckDB's I/O error (the
-    warehouse held by another process). Such a failure is worth retrying once the cause is gone."""
+    code. Such a failure is worth retrying once the cause is gone."""
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, OSError) or type(seen).__name__ in ("IOException", "ConnectionException"):
+        if isinstance(seen, OSError) or is_environment_error(type(seen).__name__):
             return True
         seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
     return False

@@ -8,7 +8,13 @@ from contextlib import contextmanager
 import dagster as dg
 from dagster._utils.error import SerializableErrorInfo
 
-from churn_assets.core.errors import _TRACEBACK_TEXT, caused_by_environment, first_line, root_cause
+from churn_assets.core.errors import (
+    _TRACEBACK_TEXT,
+    caused_by_environment,
+    first_line,
+    is_environment_error,
+    root_cause,
+)
 
 # On a run whose failure came from the machine (see ``caused_by_environment``), or whose process
 # was killed: its partitions are retried by the next evaluation instead of waiting for new data.
@@ -49,3 +55,17 @@ def failure_text(error: SerializableErrorInfo) -> str:
         error = error.cause
     message = first_line(error.message)
     return message if error.cls_name is None or message.startswith(error.cls_name) else f"{error.cls_name}: {message}"
+
+
+def failed_for_environment(error: SerializableErrorInfo | None) -> bool:
+    """Whether a stored step error has, anywhere in its chain of causes and contexts, an error from
+    the machine (see ``is_environment_error``): the file may be fine, so it is tried again."""
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if current is None:
+            continue
+        if is_environment_error(current.cls_name):
+            return True
+        pending += [current.cause, current.context]
+    return False
