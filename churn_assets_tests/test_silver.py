@@ -217,3 +217,28 @@ def test_times_with_an_offset_become_utc_and_the_same_instant_relanded_is_an_exa
         "T3": pd.Timestamp("2024-03-05 00:00:00"), "T4": pd.Timestamp("2024-03-05 10:00:00"),
     }
     assert quarantine[["_source_file", "reason"]].values.tolist() == [["b.csv", "exact_duplicate"]]
+
+
+def test_a_quantity_beyond_32_bits_quarantines_its_line_and_stops_no_other_file():
+    """Order lines: a line whose quantity a 32-bit integer cannot hold is quarantined with its
+    reason; an invoice whose valid lines sum past it keeps its exact amount; the rest reaches silver."""
+    rows = [
+        # order_id, customer_id, order_ts, quantity, unit_price, file, row
+        ("L1", "1", "2024-03-05 10:00:00", "3000000000", "0.000001", "big.csv", 1),
+        ("L2", "2", "2024-03-05 10:00:00", "2000000000", "0.000001", "big.csv", 2),
+        ("L2", "2", "2024-03-05 10:00:00", "2000000000", "0.000001", "big.csv", 3),
+        ("L3", "3", "2024-03-06 10:00:00", "2", "5.00", "other.csv", 1),
+    ]
+    with duckdb.connect() as connection:
+        connection.execute(f"create table bronze as select * from {empty_bronze_transactions_sql()}")
+        connection.executemany(
+            "insert into bronze (order_id, customer_id, order_ts, quantity, unit_price, _source_file, _row_number, "
+            f"_file_sha256, _ingested_at) values (?, ?, ?, ?, ?, ?, ?, 'x', '{INGESTED}')",
+            rows,
+        )
+        classified = _classified("bronze", 50_000)
+        silver = connection.execute(silver_transactions_sql(classified)).df().set_index("order_id")
+        quarantine = connection.execute(quarantine_sql(classified)).df()
+    assert quarantine[["_source_file", "_row_number", "reason"]].values.tolist() == [["big.csv", 1, "quantity_out_of_range"]]
+    assert silver.loc["L2", "amount"] == 4000.0 and pd.isna(silver.loc["L2", "quantity"])
+    assert silver.loc["L3", "amount"] == 10.0 and silver.loc["L3", "quantity"] == 2

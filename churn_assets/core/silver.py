@@ -22,6 +22,7 @@ QUARANTINE_REASONS = (
     "future_order_ts",
     "unparseable_amount",
     "amount_out_of_range",
+    "quantity_out_of_range",
     "exact_duplicate",
     "conflicting_duplicate",
 )
@@ -108,6 +109,7 @@ def _typed_rows_sql(bronze_table: str, max_abs_amount: float, timestamp_formats:
                 when order_ts > _ingested_at then 'future_order_ts'
                 when amount is null or not isfinite(amount) then 'unparseable_amount'
                 when abs(amount) > {float(max_abs_amount)} then 'amount_out_of_range'
+                when quantity is null and landed_quantity is not null then 'quantity_out_of_range'
             end as invalid_reason
         from valued
     """
@@ -200,7 +202,8 @@ def silver_transactions_sql(classified: str) -> str:
     """Valid, de-duplicated orders and refunds (negative amounts), one row per order id."""
     return f"""
         select order_id, customer_id, order_first_ts as order_ts, order_amount as amount,
-               cast(order_quantity as integer) as quantity, product_category, channel,
+               -- an invoice whose lines' quantities sum past a 32-bit integer keeps its exact amount
+               try_cast(order_quantity as integer) as quantity, product_category, channel,
                order_amount < 0 or (is_line and order_id like 'C%') as is_refund,
                line_count, _source_file, _row_number
         from {classified}
