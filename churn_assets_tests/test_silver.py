@@ -202,16 +202,7 @@ def test_times_with_an_offset_become_utc_and_the_same_instant_relanded_is_an_exa
         ("T4", "4", "2024-03-05 10:00:00", "10", None, "a.csv", 4),
         ("T1", "1", "2024-03-05T08:00:00Z", "10", None, "b.csv", 1),
     ]
-    with duckdb.connect() as connection:
-        connection.execute(f"create table bronze as select * from {empty_bronze_transactions_sql()}")
-        connection.executemany(
-            "insert into bronze (order_id, customer_id, order_ts, amount, quantity, _source_file, _row_number, "
-            f"_file_sha256, _ingested_at) values (?, ?, ?, ?, ?, ?, ?, 'x', '{INGESTED}')",
-            rows,
-        )
-        classified = _classified("bronze", 50_000)
-        silver = connection.execute(silver_transactions_sql(classified)).df().set_index("order_id")
-        quarantine = connection.execute(quarantine_sql(classified)).df()
+    silver, quarantine = _silver_and_quarantine(rows, "amount, quantity")
     assert silver["order_ts"].to_dict() == {
         "T1": pd.Timestamp("2024-03-05 08:00:00"), "T2": pd.Timestamp("2024-03-05 15:00:00"),
         "T3": pd.Timestamp("2024-03-05 00:00:00"), "T4": pd.Timestamp("2024-03-05 10:00:00"),
@@ -229,16 +220,22 @@ def test_a_quantity_beyond_32_bits_quarantines_its_line_and_stops_no_other_file(
         ("L2", "2", "2024-03-05 10:00:00", "2000000000", "0.000001", "big.csv", 3),
         ("L3", "3", "2024-03-06 10:00:00", "2", "5.00", "other.csv", 1),
     ]
+    silver, quarantine = _silver_and_quarantine(rows, "quantity, unit_price")
+    assert quarantine[["_source_file", "_row_number", "reason"]].values.tolist() == [["big.csv", 1, "quantity_out_of_range"]]
+    assert silver.loc["L2", "amount"] == 4000.0 and pd.isna(silver.loc["L2", "quantity"])
+    assert silver.loc["L3", "amount"] == 10.0 and silver.loc["L3", "quantity"] == 2
+
+
+def _silver_and_quarantine(rows: list[tuple], value_columns: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Silver (by order id) and quarantine of bronze ``rows``: (order_id, customer_id, order_ts,
+    the two ``value_columns``, file, row)."""
     with duckdb.connect() as connection:
         connection.execute(f"create table bronze as select * from {empty_bronze_transactions_sql()}")
         connection.executemany(
-            "insert into bronze (order_id, customer_id, order_ts, quantity, unit_price, _source_file, _row_number, "
+            f"insert into bronze (order_id, customer_id, order_ts, {value_columns}, _source_file, _row_number, "
             f"_file_sha256, _ingested_at) values (?, ?, ?, ?, ?, ?, ?, 'x', '{INGESTED}')",
             rows,
         )
         classified = _classified("bronze", 50_000)
         silver = connection.execute(silver_transactions_sql(classified)).df().set_index("order_id")
-        quarantine = connection.execute(quarantine_sql(classified)).df()
-    assert quarantine[["_source_file", "_row_number", "reason"]].values.tolist() == [["big.csv", 1, "quantity_out_of_range"]]
-    assert silver.loc["L2", "amount"] == 4000.0 and pd.isna(silver.loc["L2", "quantity"])
-    assert silver.loc["L3", "amount"] == 10.0 and silver.loc["L3", "quantity"] == 2
+        return silver, connection.execute(quarantine_sql(classified)).df()
