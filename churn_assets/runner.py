@@ -151,7 +151,8 @@ MAX_ROUNDS = 10  # a round per layer that waits for the one before (silver, then
 
 def _build_stale(instance, definitions, settings, run_config, report, echo) -> None:
     """Run what is stale, then ask again: silver first, then every month it reaches."""
-    refused_files = len(report.failures)  # a refused landed file stops nothing that follows
+    failures_before = len(report.failures)  # a refused landed file stops nothing that follows
+    models: dict[str, dict] = {}  # the model metadata of every month built, by month
     for round_number in range(MAX_ROUNDS):
         stale = stale_partitions(definitions, instance)
         if not stale:
@@ -168,28 +169,32 @@ def _build_stale(instance, definitions, settings, run_config, report, echo) -> N
                 continue
             report.built.append(run)
             echo(f"  done in {time.perf_counter() - started:.1f} s")
-            for line in _model_lines(instance, run):
+            built = _model_records(instance, definitions, run)
+            models.update(built)
+            for line in _model_lines(built):
                 echo(f"  {line}")
-        if len(report.failures) > refused_files:
+        if len(report.failures) > failures_before:
             break  # what failed is asked for again by the next run, once its cause is fixed
     else:
         report.failures.append(f"still stale after {MAX_ROUNDS} rounds: {stale_summary(stale)}")
-    without = _months_without_model(instance, report.built)
+    without = sorted(month for month, metadata in models.items() if "model_version" not in metadata)
     if without:
-        report.notices.append(f"no model for {len(without)} month(s) ({without[0]} .. {without[-1]}): {without_reason(instance, without[-1])}")
+        status = models[without[-1]].get("status")
+        reason = str(status.value).removeprefix("no model: ") if status else "see the model's metadata"
+        report.notices.append(f"no model for {len(without)} month(s) ({without[0]} .. {without[-1]}): {reason}")
 
 
 def stale_summary(stale: dict) -> str:
     return "; ".join(f"{k.to_user_string()} {', '.join(str(p) for p in v)}" for k, v in stale.items())
 
 
-def _model_records(instance, run: RunPlan) -> dict[str, dict]:
+def _model_records(instance, definitions: dg.Definitions, run: RunPlan) -> dict[str, dict]:
     """The model's metadata of every month ``run`` built, by month."""
     if CHURN_MODEL not in run.keys:
         return {}
-    keys = _keys_between(run.first, run.last)
+    partitions = definitions.get_assets_def(CHURN_MODEL).partitions_def
     found = {}
-    for key in keys:
+    for key in partitions.get_partition_keys_in_range(dg.PartitionKeyRange(run.first, run.last)):
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=CHURN_MODEL, asset_partitions=[key]), limit=1
         ).records
@@ -198,32 +203,14 @@ def _model_records(instance, run: RunPlan) -> dict[str, dict]:
     return found
 
 
-def _keys_between(first: str, last: str) -> list[str]:
-    return [d.date().isoformat() for d in pd.date_range(first, last, freq="MS")]
-
-
-def _model_lines(instance, run: RunPlan) -> list[str]:
-    """One line per model a run trained: version, algorithm, out-of-time ROC-AUC, gate."""
+def _model_lines(models: dict[str, dict]) -> list[str]:
+    """One line per model trained: version, algorithm, out-of-time ROC-AUC, gate."""
     return [
         f"{key}: version {m['model_version'].value} {m['chosen_model'].value}, ROC-AUC "
         f"{m['roc_auc_out_of_time'].value:.3f} out-of-time (recency only {m['recency_only_roc_auc'].value:.3f}); "
         f"{'champion' if m['promoted'].value else 'not promoted'}"
-        for key, m in _model_records(instance, run).items() if "model_version" in m
+        for key, m in models.items() if "model_version" in m
     ]
-
-
-def _months_without_model(instance, runs: list[RunPlan]) -> list[str]:
-    return sorted(
-        key for run in runs for key, m in _model_records(instance, run).items() if "model_version" not in m
-    )
-
-
-def without_reason(instance, month: str) -> str:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=CHURN_MODEL, asset_partitions=[month]), limit=1
-    ).records
-    status = records[0].asset_materialization.metadata.get("status") if records else None
-    return str(status.value).removeprefix("no model: ") if status else "see the model's metadata"
 
 
 def _ingest(instance, settings, source, decisions, run_config, report, echo) -> None:

@@ -70,7 +70,7 @@ def live(tmp_path_factory):
     }
     _cli(env, home, "generate", "--customers", "600", "--start", "2024-01-01", "--months", "12", "--seed", "5")
     _cli(env, home, "run")
-    runs_before = {r["runId"] for r in _runs_in(home, env)}
+    runs_before = {r["runId"] for r in _runs_in(env)}
     # The later export is generated aside and moved in whole, as a shop's export job drops files.
     _cli(env, staging, "generate", "--customers", "200", "--start", "2024-11-01", "--months", "3", "--seed", "6",
          "--id-offset", "900000")
@@ -91,7 +91,7 @@ def live(tmp_path_factory):
         shutil.copy(root / "dagster-dev.log", ARTIFACTS / "dagster-dev.log")
 
 
-def _runs_in(home: Path, env: dict[str, str]) -> list[dict]:
+def _runs_in(env: dict[str, str]) -> list[dict]:
     """The runs of the home's instance, read from the instance itself before the webserver starts."""
     import dagster as dg
 
