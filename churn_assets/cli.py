@@ -220,6 +220,7 @@ def _run(args, settings: Settings) -> int:
 
     home = ensure_dagster_home(settings)
     _quiet_mlflow()
+    settle_seconds = None  # the setting: a user's files may still be being copied
     if not landing_holds_files(settings.landing_dir):  # sample data never mixes with a user's files
         print(f"Landing folder {settings.landing_dir} holds no files: generating sample data into it first.")
         _generate_into(
@@ -231,8 +232,9 @@ def _run(args, settings: Settings) -> int:
                 seed=settings.seed,
             ),
         )
+        settle_seconds = 0.0  # written by this command, each file renamed into place complete
     print(f"Dagster instance: {home} (open the UI with: churn-assets dev)")
-    report = run_pipeline(settings, verbose=args.verbose, echo=print)
+    report = run_pipeline(settings, verbose=args.verbose, echo=print, settle_seconds=settle_seconds)
     print(report.summary())
     return 0 if report.ok else 1
 

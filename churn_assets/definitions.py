@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from churn_assets.defs.automation import AUTOMATED, automation_sensor
-from churn_assets.defs.bronze import build_bronze_assets, ingest_jobs
+from churn_assets.defs.bronze import build_bronze_assets, build_landing_ledger, ingest_jobs, ledger_job
 from churn_assets.defs.checks import bronze_checks
 from churn_assets.defs.features import build_snapshot_assets, snapshot_checks
 from churn_assets.defs.gold import build_gold_assets
@@ -13,7 +13,7 @@ from churn_assets.defs.keys import CHURN_LABELS, CUSTOMER_FEATURES
 from churn_assets.defs.ml import build_ml_assets, ml_job
 from churn_assets.defs.resources import build_resources
 from churn_assets.defs.schedules import build_monthly_retraining
-from churn_assets.defs.sensors import build_landing_sensor
+from churn_assets.defs.sensors import build_landing_sensor, ledger_after_failed_ingestion
 from churn_assets.defs.silver import build_silver_assets, silver_checks, silver_job
 from churn_assets.settings import Settings
 
@@ -36,13 +36,13 @@ def build_definitions(settings: Settings | None = None, executor: dg.ExecutorDef
     settings = settings or Settings.from_env()
     return dg.Definitions(
         assets=[
-            *build_bronze_assets(settings), *build_silver_assets(settings), *build_snapshot_assets(settings),
+            *build_bronze_assets(settings), build_landing_ledger(settings), *build_silver_assets(settings), *build_snapshot_assets(settings),
             *build_ml_assets(settings), *build_gold_assets(settings),
         ],
         asset_checks=[*bronze_checks, *silver_checks, *snapshot_checks],
-        jobs=[*ingest_jobs.values(), silver_job, snapshots_job, ml_job, refresh_job],
+        jobs=[*ingest_jobs.values(), ledger_job, silver_job, snapshots_job, ml_job, refresh_job],
         schedules=[build_monthly_retraining(settings)],
-        sensors=[build_landing_sensor(settings), automation_sensor],
+        sensors=[build_landing_sensor(settings), ledger_after_failed_ingestion, automation_sensor],
         resources=build_resources(settings),
         # Runs launched from the UI execute each step in a subprocess. Forked from a server that
         # imported this module once per run, a step starts without re-importing Dagster, pandas

@@ -111,7 +111,7 @@ def _bronze(connection, settings: Settings, step: Step) -> None:
 def _silver(connection, settings: Settings, step: Step) -> None:
     with step("silver.transactions") as timed:
         silver, quarantine, _ = silver_and_quarantine(
-            connection, "bronze.transactions", settings.max_abs_amount, settings.timestamp_format_list
+            connection, "bronze.transactions", settings.max_abs_amount, settings.timestamp_rules
         )
         silver, quarantine = silver_transactions_schema().validate(silver), quarantine_schema().validate(quarantine)
         _write(connection, "silver.transactions", silver)
@@ -128,7 +128,7 @@ def _silver(connection, settings: Settings, step: Step) -> None:
 def _snapshots(connection, settings: Settings, snapshots: list[str], step: Step) -> None:
     with step("silver.customer_features") as timed:
         dates = [date.fromisoformat(s) for s in snapshots]
-        features = features_by_snapshot(connection, dates, settings.timestamp_format_list)
+        features = features_by_snapshot(connection, dates, settings.timestamp_rules)
         _write(connection, "silver.customer_features", features)
         timed.rows = features.num_rows
     for check, sql in (

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 import duckdb
-import pandas as pd
 import psutil
 import pyarrow as pa
 from dagster._core.storage.tags import (
@@ -28,15 +27,21 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
 )
 
-from churn_assets.core.bronze import check_landed_columns, read_landed_file
+from churn_assets.core.bronze import check_landed_columns
 from churn_assets.core.errors import root_cause
 from churn_assets.core.landing import LandingError, Verdict
 from churn_assets.core.sources import SOURCES
 from churn_assets.core.warehouse import table_exists
 from churn_assets.definitions import build_definitions
-from churn_assets.defs.failures import RETRY_TAG, failed_for_environment, failure_text
-from churn_assets.defs.ingestion import SHA_TAG, partitions_name, plan_ingestion
-from churn_assets.defs.keys import CHURN_MODEL
+from churn_assets.core.ledger import FileVerdict, LedgerEntry, ledger_lines
+from churn_assets.defs.failures import RETRY_TAG, failed_for_environment, newest_failure, step_failure_text
+from churn_assets.defs.ingestion import (
+    SHA_TAG,
+    IngestionPlan,
+    partitions_name,
+    plan_ingestion,
+)
+from churn_assets.defs.keys import CHURN_MODEL, LANDING_LEDGER
 from churn_assets.defs.resources import build_resources
 from churn_assets.run_plan import RunPlan, consecutive_spans, plan_runs, stale_partitions
 from churn_assets.settings import Settings
@@ -46,6 +51,7 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # "host:pid:process start time" of the process that executes a run in process, so a later run
 # can tell that process is gone (killed) and release what its run still holds.
 PROCESS_TAG = "churn_assets/process"
+LEDGER_JOB = "record_landing_ledger"
 ASSET_JOB = "refresh_tables"  # silver and the monthly tables, for runs of any selection of them
 UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
@@ -57,6 +63,7 @@ class PipelineReport:
     failures: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     built: list[RunPlan] = field(default_factory=list)
+    ledger: list[LedgerEntry] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -72,6 +79,7 @@ class PipelineReport:
         for table, rows in counts.items():
             lines.append(f"  {table:<24} {rows:>12,} rows")
         lines += plan
+        lines += ["", *ledger_lines(self.ledger)] if self.ledger else []
         lines += [f"  note: {n}" for n in self.notices]
         if self.failures:
             lines.append(f"{len(self.failures)} problem(s):")
@@ -120,9 +128,12 @@ def run_pipeline(
     instance: dg.DagsterInstance | None = None,
     verbose: bool = False,
     echo: Callable[[str], None] = lambda _: None,
+    settle_seconds: float | None = None,
 ) -> PipelineReport:
-    """Ingest every new landed file into bronze, then build what the automation conditions call
-    stale, round after round, until nothing is. Returns what happened."""
+    """Ingest every new landed file into bronze once it has settled (``settle_seconds``, default the
+    setting), then build what the automation conditions call stale, round after round, until
+    nothing is, and take the landing ledger. Returns what happened."""
+    settle_seconds = settings.settle_seconds if settle_seconds is None else settle_seconds
     started = time.perf_counter()
     instance = instance or dg.DagsterInstance.get()
     definitions = in_process_definitions(settings)
@@ -132,18 +143,59 @@ def run_pipeline(
             f"run {run_id} was left unfinished by a process that no longer exists (killed?): marked "
             "failed and its DuckDB pool slot released; what it did not finish is rebuilt below"
         )
-    plan = plan_ingestion(instance, settings.landing_dir)
+    plan = _settled_plan(instance, settings, settle_seconds, echo)
     report.failures += plan.refusals  # every refusal makes the run exit non-zero, naming the file
     report.notices += [d.message for d in plan.decisions if d.verdict is Verdict.DUPLICATE_CONTENT]
+    report.notices += [
+        f"{f.file_id} is still being written: a later run reads it once it is unchanged for {settle_seconds:g} s"
+        for f in plan.waiting
+    ]
     run_config = None if verbose else QUIET_LOGS
+    machine_stopped = False
     for source in SOURCES:
         decisions = [d for d in plan.new if d.file.source == source]
         if decisions:
             echo(f"Ingesting {len(decisions)} new {source} file(s) ...")
-            _ingest(instance, settings, source, decisions, run_config, report, echo)
+            if not _ingest(instance, settings, source, decisions, run_config, report, echo):
+                machine_stopped = True  # a lock, a full disk: the next run goes on from here
+                break
     _build_stale(instance, definitions, settings, run_config, report, echo)
+    if machine_stopped:
+        report.notices.append("landing ledger not taken: the warehouse could not be written (see the problems below)")
+    else:
+        _take_ledger(instance, settings, run_config, report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _read_ledger(settings: Settings) -> list[LedgerEntry]:
+    with _warehouse(settings) as connection:
+        rows = connection.execute("select file, verdict, reason, rows from bronze.landing_ledger").fetchall()
+    return [LedgerEntry(file, FileVerdict(verdict), reason, rows) for file, verdict, reason, rows in rows]
+
+
+def _settled_plan(instance, settings: Settings, settle_seconds: float, echo) -> IngestionPlan:
+    """The ingestion plan once the files still being written have settled, waiting at most three
+    settle intervals; what still changes after that is left for a later run."""
+    deadline = time.monotonic() + 3 * settle_seconds
+    while True:
+        plan = plan_ingestion(instance, settings.landing_dir, settle_seconds=settle_seconds)
+        if not plan.waiting or time.monotonic() >= deadline:
+            return plan
+        echo(f"Waiting for {len(plan.waiting)} file(s) still being written: {', '.join(f.file_id for f in plan.waiting[:3])} ...")
+        youngest = max(f.mtime_ns for f in plan.waiting)
+        time.sleep(min(max(0.2, (youngest - time.time_ns()) / 1e9 + settle_seconds), settle_seconds))
+
+
+def _take_ledger(instance, settings: Settings, run_config, report: PipelineReport) -> None:
+    """Record ``bronze.landing_ledger`` (unless a refresh in this run already did, after every
+    ingestion and refusal of it) and keep its verdicts for the summary."""
+    if not any(LANDING_LEDGER in run.keys for run in report.built):
+        result = run_job(settings, LEDGER_JOB, instance, run_config)
+        if not result.success:
+            report.failures.append(f"landing ledger: {_failure(result)}")
+            return
+    report.ledger = _read_ledger(settings)
 
 
 MAX_ROUNDS = 10  # a round per layer that waits for the one before (silver, then the months)
@@ -213,7 +265,9 @@ def _model_lines(models: dict[str, dict]) -> list[str]:
     ]
 
 
-def _ingest(instance, settings, source, decisions, run_config, report, echo) -> None:
+def _ingest(instance, settings, source, decisions, run_config, report, echo) -> bool:
+    """Ingest ``decisions``' files of ``source``; False when the machine stopped it (a lock held, a
+    full disk), leaving the rest for the next run."""
     job = f"ingest_{source}"
     readable, one_by_one = [], []
     for decision in decisions:
@@ -240,13 +294,15 @@ def _ingest(instance, settings, source, decisions, run_config, report, echo) -> 
             rows = _rows_written(result)
             report.ingested[source] = report.ingested.get(source, 0) + rows
             echo(f"  {len(span)} file(s), {rows:,} rows in {time.perf_counter() - started:.1f} s")
+        elif _tag_if_environment(instance, result):
+            return _stopped_by_machine(report, echo, source, decisions, result)
         else:
             echo(f"  {len(span)} file(s) failed together ({_failure(result)}); retrying them one by one")
             one_by_one += [by_name[name] for name in span]
     for decision in sorted(one_by_one, key=lambda d: order[d.file.name]):
-        if _already_failed(instance, decision):
-            reason = _unreadable_reason(decision, settings.column_map(source))
-            report.failures.append(f"{reason} (unchanged since its failed run)")
+        failed = newest_failure(instance, {SHA_TAG: decision.sha256})
+        if failed is not None and not failed.environment:
+            report.failures.append(f"{failed.text} (unchanged since its failed run)")
             continue
         result = run_job(settings, job, instance, run_config, {SHA_TAG: decision.sha256}, partition_key=decision.file.name)
         if result.success:
@@ -254,11 +310,27 @@ def _ingest(instance, settings, source, decisions, run_config, report, echo) -> 
             report.ingested[source] = report.ingested.get(source, 0) + rows
             echo(f"  {decision.file.file_id}: {rows:,} rows")
         elif _tag_if_environment(instance, result):
-            report.failures.append(f"{decision.file.file_id}: {_failure(result)} (not the file's fault: the next run tries it again)")
-            echo(f"  could not ingest {decision.file.file_id} now; the next run tries it again")
+            return _stopped_by_machine(report, echo, source, decisions, result)
         else:
             report.failures.append(_failure(result))
             echo(f"  refused {decision.file.file_id} (see the failed run in the UI)")
+    return True
+
+
+def _stopped_by_machine(report, echo, source, decisions, result) -> bool:
+    """One line for every file of ``source`` a failure of the machine left, however many: the
+    cause, and that the next run tries them again."""
+    left = [d for d in decisions if d.file.name not in _ingested_names(result)]
+    report.failures.append(
+        f"{len(left)} {source} file(s) not ingested now, not the files' fault: {_failure(result)}; "
+        "the next run tries them again"
+    )
+    echo(f"  stopped: {_failure(result)}; the next run tries the other files again")
+    return False
+
+
+def _ingested_names(result: dg.ExecutionResult) -> set[str]:
+    return {e.partition for e in result.get_asset_materialization_events()}
 
 
 def run_job(
@@ -366,29 +438,6 @@ def _rows_written(result: dg.ExecutionResult) -> int:
     )
 
 
-def _unreadable_reason(decision, column_map) -> str:
-    """Why a file that failed before fails: its header, else a full read, else see its run."""
-    source = SOURCES[decision.file.source]
-    try:
-        check_landed_columns(decision.file.path, source, column_map)
-        read_landed_file(
-            decision.file.path, source, sha256=decision.sha256, ingested_at=pd.Timestamp.now(), column_map=column_map
-        )
-    except LandingError as exc:
-        return str(exc)
-    return f"{decision.file.file_id}: its ingestion run failed; see that run in the Dagster UI"
-
-
-def _already_failed(instance: dg.DagsterInstance, decision) -> bool:
-    """The newest run for exactly this content failed because of the content: say so again
-    instead of failing again. A failure the machine caused (tagged for retry) is tried again."""
-    failed = instance.get_run_records(
-        dg.RunsFilter(tags={SHA_TAG: decision.sha256}, statuses=[dg.DagsterRunStatus.FAILURE]),
-        limit=1,
-    )
-    return bool(failed) and RETRY_TAG not in failed[0].dagster_run.tags
-
-
 def _tag_if_environment(instance: dg.DagsterInstance, result: dg.ExecutionResult) -> bool:
     """Tag a failed run whose cause was the machine (a lock, a full disk) for retry; True if so."""
     errors = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
@@ -399,13 +448,8 @@ def _tag_if_environment(instance: dg.DagsterInstance, result: dg.ExecutionResult
 
 
 def _failure(result: dg.ExecutionResult) -> str:
-    """The first failure's own words: a ``dg.Failure`` description (the asset bodies name the
-    asset, month and root cause there), else the root cause of the step's error."""
+    """The first failure's own words (see ``step_failure_text``)."""
     for event in result.all_events:
         if event.is_step_failure:
-            data = event.step_failure_data
-            if data.user_failure_data and data.user_failure_data.description:
-                return data.user_failure_data.description
-            if data.error:
-                return f"{event.step_key}: {failure_text(data.error)}"
+            return step_failure_text(event)
     return f"run {result.run_id} failed; see it in the Dagster UI"

@@ -60,6 +60,16 @@ class Settings:
         "strptime formats for landed timestamps that are not ISO 8601, tried in order and separated "
         "by ';', e.g. '%m/%d/%Y %H:%M' for the UCI Online Retail export.",
     )
+    timezone: str = _setting(
+        "UTC", "CHURN_TIMEZONE",
+        "IANA time zone of landed timestamps that carry no offset (e.g. Europe/Berlin); stored as UTC. "
+        "Timestamps with an offset or Z are converted by it. Takes effect on the next silver rebuild.",
+    )
+    settle_seconds: float = _setting(
+        5.0, "CHURN_SETTLE_SECONDS",
+        "A landed file is read only once it has not been modified for this long, so a file still "
+        "being copied is never read half-way.",
+    )
     training_months: int = _setting(
         12, "CHURN_TRAINING_MONTHS", "Months of labelled snapshots before S that a model for S may train on."
     )
@@ -154,7 +164,9 @@ class Settings:
             raise SettingsError(
                 f"CHURN_DUCKDB_MEMORY_LIMIT must be a size like 4GB or 512MB, got {self.duckdb_memory_limit!r}"
             )
-        for name in ("champion_tolerance", "contact_cost", "budget"):
+        if self.timezone not in _known_timezones():
+            raise SettingsError(f"CHURN_TIMEZONE must be an IANA time zone such as UTC or Europe/Berlin, got {self.timezone!r}")
+        for name in ("champion_tolerance", "contact_cost", "budget", "settle_seconds"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{_env_name(name)} must not be negative, got {getattr(self, name)}")
 
@@ -204,6 +216,13 @@ class Settings:
                     f"CHURN_TIMESTAMP_FORMATS: {f!r} has no strptime directive such as %Y or %d"
                 )
         return formats
+
+    @property
+    def timestamp_rules(self):
+        """How landed timestamps are read: the formats above and ``CHURN_TIMEZONE``."""
+        from churn_assets.core.sources import TimestampRules
+
+        return TimestampRules(self.timestamp_format_list, self.timezone)
 
     def column_map(self, source: str) -> dict[str, str]:
         """{landed column name: canonical name} for ``source``, from its ``*_COLUMN_MAP`` setting."""
@@ -280,6 +299,12 @@ class Settings:
             (f.metadata["env"], str(getattr(self, f.name)), f.metadata["doc"])
             for f in dataclasses.fields(self)
         ]
+
+
+def _known_timezones() -> set[str]:
+    import zoneinfo
+
+    return zoneinfo.available_timezones() | {"UTC"}
 
 
 def parse_column_map(text: str, variable: str) -> dict[str, str]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import time
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -44,8 +48,9 @@ def definitions(settings: Settings) -> dg.Definitions:
     return build_definitions(settings)
 
 
-def land(settings: Settings, source: str, name: str, content: str | bytes) -> Path:
-    """Write a file into landing/<source>/ and return its path."""
+def land(settings: Settings, source: str, name: str, content: str | bytes, age_seconds: float = 60) -> Path:
+    """Write a file into landing/<source>/, last modified ``age_seconds`` ago (landed a minute ago,
+    by default: past the settle interval), and return its path."""
     folder = settings.landing_dir / source
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
@@ -53,9 +58,43 @@ def land(settings: Settings, source: str, name: str, content: str | bytes) -> Pa
         path.write_bytes(content)
     else:
         path.write_text(content)
+    backdate(path, age_seconds)
     return path
+
+
+def backdate(path: Path, age_seconds: float) -> None:
+    modified = time.time_ns() - int(age_seconds * 1e9)
+    os.utime(path, ns=(modified, modified))
+
+
+@pytest.fixture(autouse=True)
+def settled_generated_files(monkeypatch):
+    """Files the tests generate are complete when written; the settle interval has tests of its own."""
+    monkeypatch.setenv("CHURN_SETTLE_SECONDS", "0")
 
 
 def query(settings: Settings, sql: str) -> pd.DataFrame:
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
         return connection.execute(sql).df()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 48 MB file system of its own (tmpfs), for a disk that fills up; needs permission to mount."""
+    mount_point = tmp_path / "small_disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount_point)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here ({mounted.stderr.strip()}): the disk-full test needs root")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill_disk(mount_point: Path, leave_bytes: int = 300_000) -> Path:
+    """Fill ``mount_point`` but ``leave_bytes`` with one ballast file, and return its path."""
+    ballast = mount_point / "ballast"
+    with open(ballast, "wb") as handle:
+        handle.write(b"\0" * max(shutil.disk_usage(mount_point).free - leave_bytes, 0))
+    return ballast

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from contextlib import contextmanager
+
 import dagster as dg
 
 from churn_assets.defs.sensors import build_landing_sensor
@@ -20,12 +24,24 @@ def tick(instance: dg.DagsterInstance, settings: Settings, cursor: str | None = 
     return result
 
 
-def launch(instance, definitions: dg.Definitions, result: dg.SensorResult) -> dict[str, dg.ExecuteInProcessResult]:
-    """Execute every run the sensor requested; returns results by partition key."""
+def ingestion_requests(result: dg.SensorResult) -> list[dg.RunRequest]:
+    """The sensor's requests to ingest a file (the others take the landing ledger)."""
+    return [r for r in result.run_requests or [] if r.job_name.startswith("ingest_")]
+
+
+def ledger_requests(result: dg.SensorResult) -> list[dg.RunRequest]:
+    return [r for r in result.run_requests or [] if r.job_name == "record_landing_ledger"]
+
+
+def launch(
+    instance, definitions: dg.Definitions, result: dg.SensorResult, ledger: bool = False
+) -> dict[str, dg.ExecuteInProcessResult]:
+    """Execute every ingestion run the sensor requested (then its ledger run, keyed 'ledger', when
+    ``ledger``), in order; returns results by partition key."""
     outcomes = {}
-    for request in result.run_requests or []:
+    for request in ingestion_requests(result) + (ledger_requests(result) if ledger else []):
         job = definitions.resolve_job_def(request.job_name)
-        outcomes[request.partition_key] = job.execute_in_process(
+        outcomes[request.partition_key or "ledger"] = job.execute_in_process(
             instance=instance,
             partition_key=request.partition_key,
             tags=request.tags,
@@ -51,3 +67,19 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
             data = event.step_failure_data
             return data.user_failure_data.description if data.user_failure_data else data.error.to_string()
     return ""
+
+
+@contextmanager
+def hold_warehouse(settings: Settings):
+    """Another process (an analyst's DuckDB session, say) holding the warehouse open for writing."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(900)",
+         str(settings.warehouse_path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()

@@ -13,6 +13,7 @@ from churn_assets.core.generate import SampleConfig, generate_sample, write_land
 from churn_assets.definitions import build_definitions
 from churn_assets.defs.automation import automation_sensor
 from churn_assets.defs.keys import (
+    LANDING_LEDGER,
     CHURN_LABELS,
     CHURN_MODEL,
     CHURN_PREDICTIONS,
@@ -23,7 +24,7 @@ from churn_assets.defs.keys import (
 from churn_assets.run_plan import RunPlan, plan_runs, stale_partitions
 from churn_assets.runner import QUIET_LOGS, run_assets, run_pipeline
 from churn_assets.settings import Settings
-from churn_assets_tests.conftest import land, project_instance
+from churn_assets_tests.conftest import backdate, land, project_instance
 from churn_assets_tests.dagster_helpers import launch, tick
 
 # Data 2024-01 .. 2024-10; snapshots from 2024-05: 2024-05 .. 2024-11 have data.
@@ -33,7 +34,8 @@ START, MONTHS = date(2024, 5, 1), 10
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     root = tmp_path_factory.mktemp("automation")
-    settings = Settings(churn_home=root / "home", start_date=START, max_training_rows=4000)
+    # files generated here are complete when written: nothing to wait for
+    settings = Settings(churn_home=root / "home", start_date=START, max_training_rows=4000, settle_seconds=0)
     write_landing(generate_sample(SampleConfig(customers=700, months=MONTHS, seed=31)), settings.landing_dir)
     with project_instance(root / "dagster") as instance:
         report = run_pipeline(settings, instance=instance)
@@ -86,7 +88,7 @@ def test_a_new_month_reaches_exactly_its_months_through_the_plan_for_both(home):
     _ingest(settings, instance, definitions)
     first = stale_partitions(definitions, instance)
     assert _normalised(first) == _daemon_selection(instance, definitions)
-    assert set(first) == {SILVER_TRANSACTIONS, dg.AssetKey(["silver", "quarantine"])}  # silver first
+    assert set(first) == {SILVER_TRANSACTIONS, dg.AssetKey(["silver", "quarantine"]), LANDING_LEDGER}  # silver first
     assert run_assets(settings, instance, RunPlan(tuple(first)), QUIET_LOGS).success
     months = stale_partitions(definitions, instance)
     assert _normalised(months) == _daemon_selection(instance, definitions)
@@ -107,9 +109,10 @@ def test_a_late_file_for_an_old_month_refreshes_every_month_after_it(home):
     pd.DataFrame({
         "order_id": ["LATE-1"], "customer_id": ["100005"], "order_ts": ["2024-06-15 12:00:00"], "amount": ["42.00"],
     }).to_csv(settings.landing_dir / "transactions" / "late_june.csv", index=False)
+    backdate(settings.landing_dir / "transactions" / "late_june.csv", 30)
     _ingest(settings, instance, definitions)
     silver = stale_partitions(definitions, instance)
-    assert set(silver) == {SILVER_TRANSACTIONS, dg.AssetKey(["silver", "quarantine"])}
+    assert set(silver) == {SILVER_TRANSACTIONS, dg.AssetKey(["silver", "quarantine"]), LANDING_LEDGER}
     _build(settings, instance, silver)
     months = stale_partitions(definitions, instance)
     assert _normalised(months) == _daemon_selection(instance, definitions)

@@ -7,13 +7,13 @@ for every file that was ingested, and nothing that landed is lost.
 
 from __future__ import annotations
 
-import os
+import gzip
 
 import pandas as pd
 import pytest
 
 from churn_assets.runner import run_pipeline
-from churn_assets_tests.conftest import land, project_instance, query
+from churn_assets_tests.conftest import backdate, land, project_instance, query
 
 HEADER = "order_id,customer_id,order_ts,amount,product_category,channel\n"
 
@@ -61,13 +61,56 @@ CORPUS: dict[str, tuple[object, tuple]] = {
     ),
     "empty.csv": (b"", ("rows", {})),
     "header_only.csv": (HEADER, ("rows", {})),
+    "bom_crlf.csv": (("\ufeff" + _rows("E1,C3,2024-03-01,10,home,web", "E2,C3,2024-03-02,11,home,web")).replace("\n", "\r\n"),
+                     ("rows", {None: 2})),
+    "padded_header.csv": (" order_id , customer_id ,order_ts, amount\nE3,C3,2024-03-03,12\n", ("rows", {None: 1})),
+    "quoted_line_breaks.csv": (_rows('E4,C3,2024-03-04,13,"home\nand garden",web', 'E5,C3,2024-03-05,14,"a, b",web'),
+                               ("rows", {None: 2})),
+    # the same instant with an offset and as Z: one order and its exact duplicate, not a conflict
+    "time_zone_offsets.csv": (_rows("E6,C4,2024-03-05T10:00:00+02:00,15,home,web", "E6,C4,2024-03-05T08:00:00Z,15,home,web"),
+                              ("rows", {None: 1, "exact_duplicate": 1})),
+    "quantity_overflow.csv": (
+        "order_id,customer_id,order_ts,quantity,unit_price\nE7,C5,2024-03-06,2,5.5\nE8,C5,2024-03-07,3000000000,0.000001\n",
+        ("rows", {None: 1, "quantity_out_of_range": 1}),
+    ),
+    "repeated_header.csv": ("order_id,customer_id,order_ts,amount,amount\nE9,C5,2024-03-08,1,2\n",
+                            ("refused", ["repeated_header.csv", "amount", "more than once"])),
+    "gzipped.csv.gz": (gzip.compress(_rows("G1,C6,2024-03-09,16,home,web", "G2,C6,2024-03-10,17,home,web").encode()),
+                       ("rows", {None: 2})),
+    "damaged.csv.gz": (b"\x1f\x8b\x08\x00not really gzip at all", ("refused", ["damaged.csv.gz", "gzip"])),
+    "account_ids.csv": (_rows("E10,ACCT-1.0,2024-03-11,18,home,web"), ("rows", {None: 1})),
+    "float_text_ids.csv": (_rows("E20,1001.0,2024-03-11,18,home,web"), ("rows", {None: 1})),
+    "null_words.csv": (_rows("E11,C7,2024-03-12,NULL,home,web", "E12,C7,NaN-ish,5,home,web"),
+                       ("rows", {"unparseable_amount": 1, "unparseable_order_ts": 1})),
+    "currency_symbols.csv": (_rows("E13,C7,2024-03-13,$10.00,home,web", "E14,C7,2024-03-13,\"1,000.00\",home,web"),
+                             ("rows", {"unparseable_amount": 2})),
+    "zero_amount.csv": (_rows("E15,C8,2024-03-14,0,home,web"), ("rows", {None: 1})),
+    "epoch_seconds.csv": (_rows("E16,C8,1709640000,5,home,web"), ("rows", {"unparseable_order_ts": 1})),
+    "blank_lines.csv": (HEADER + "E17,C8,2024-03-15,5,home,web\n\n\nE18,C8,2024-03-16,6,home,web\n", ("rows", {None: 2})),
+    "binary.csv": (b"\x00\xff\xfe\x00\x89PNG\r\n", ("refused", ["binary.csv", "UTF-8"])),
+    "tab_separated.csv": ("order_id\tcustomer_id\torder_ts\tamount\nE19\tC9\t2024-03-17\t5\n",
+                          ("refused", ["tab_separated.csv", "customer_id"])),
 }
+# Files the landing scan refuses unopened: path inside landing/ -> words the refusal holds.
+PLACED = {
+    "transactions/export.xlsx": ("x", [".xlsx files are not read", "CSV"]),
+    "transactions/orders.json": ("[]", [".json files are not read"]),
+    "transactions/archive.zip": ("PK", [".zip files are not read", "unzip"]),
+    "transactions/notes.txt": ("x", [".txt files are not read"]),
+    "transactions/2024/05/nested.csv": (HEADER, ["subfolders are not read"]),
+    "stray.csv": (HEADER, ["not in a source folder"]),
+    "transactions/bad name!.csv": (HEADER, ["is not allowed"]),
+}
+OUTSIDE_LINE = "first line of a file outside landing that no message may quote"
 LARGE_ROWS = 150_000
 
 
-def _large_file() -> str:
+def _large_file(quoted_breaks: bool = False) -> str:
+    """LARGE_ROWS orders; with ``quoted_breaks`` every 997th category is a quoted value over two
+    lines, so some fall on the reader's block boundaries."""
+    category = lambda i: '"home\nand garden"' if quoted_breaks and i % 997 == 0 else "home"  # noqa: E731
     ids = range(LARGE_ROWS)
-    return HEADER + "".join(f"L{i},C{i % 5000},2024-05-{i % 28 + 1:02d} 12:00:00,{i % 90 + 1},home,web\n" for i in ids)
+    return HEADER + "".join(f"L{i},C{i % 5000},2024-05-{i % 28 + 1:02d} 12:00:00,{i % 90 + 1},{category(i)},web\n" for i in ids)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +122,20 @@ def corpus(tmp_path_factory):
     for name, (content, _) in CORPUS.items():
         land(settings, "transactions", name, content)
     land(settings, "transactions", "large.csv", _large_file())
+    for inside, (content, _) in PLACED.items():
+        (settings.landing_dir / inside).parent.mkdir(parents=True, exist_ok=True)
+        (settings.landing_dir / inside).write_text(content)
+    outside = root / "outside.csv"  # a link to a file outside landing/ is refused, never opened
+    outside.write_text(OUTSIDE_LINE + "\n")
+    (settings.landing_dir / "transactions" / "linked.csv").symlink_to(outside)
+    land(settings, "transactions", "large_line_breaks.csv", _large_file(quoted_breaks=True).replace("L", "M"))  # about 6 MB: many reader blocks
+    pd.DataFrame({
+        "order_id": ["F1", "F2"], "customer_id": [1001.0, 1002.5], "order_ts": ["2024-03-20", "2024-03-21"], "amount": [3.0, 4.0],
+    }).to_parquet(settings.landing_dir / "transactions" / "float_ids.parquet")
     pd.DataFrame({"id": ["P1"], "value": [1.5]}).to_parquet(settings.landing_dir / "transactions" / "other_schema.parquet")
+    for path in settings.landing_dir.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            backdate(path, 60)  # landed a minute ago, past the settle interval
     pd.DataFrame({
         "order_id": ["Q1"], "customer_id": [7], "order_ts": [pd.Timestamp("2024-03-03 09:00")], "amount": [12.5],
         "store": ["north"],
@@ -92,7 +148,7 @@ def corpus(tmp_path_factory):
         )
         changed = settings.landing_dir / "transactions" / "duplicates_b.csv"
         changed.write_text(_rows("D2,C2,2024-04-02,31,home,web"))
-        os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+        backdate(changed, 30)
         second = run_pipeline(settings, instance=instance)
         yield settings, first, second
 
@@ -138,9 +194,8 @@ def test_row_accounting_holds_for_every_ingested_file_and_nothing_is_lost(corpus
 
     accounting = query(settings, row_accounting_sql("bronze.transactions", "silver.transactions", "silver.quarantine"))
     assert (accounting["unaccounted"] == 0).all()
-    landed_rows = {name: content.count("\n") - 1 for name, (content, _) in CORPUS.items()
-                   if isinstance(content, str) and CORPUS[name][1][0] == "rows"}
-    landed_rows["large.csv"] = LARGE_ROWS
+    landed_rows = {name: sum(expected.values()) for name, (_, (kind, expected)) in CORPUS.items() if kind == "rows"}
+    landed_rows.update({"large.csv": LARGE_ROWS, "large_line_breaks.csv": LARGE_ROWS, "float_ids.parquet": 2})
     bronze = query(settings, "select _source_file, count(*) as n from bronze.transactions group by 1")
     counts = dict(zip(bronze["_source_file"], bronze["n"]))
     for name, rows in landed_rows.items():
@@ -160,3 +215,58 @@ def test_a_renamed_copy_is_skipped_and_a_changed_file_is_refused_keeping_its_old
     kept = query(settings, "select count(*) as n from bronze.transactions where _source_file = 'duplicates_b.csv'")
     assert int(kept["n"][0]) == 2
     assert query(settings, "select count(*) as n from bronze.transactions where _source_file = 'duplicates_a_again.csv'")["n"][0] == 0
+
+
+# Every case of the corpus, with what it ends as.
+EXTRA_CASES = {
+    "large.csv": "ingested", "large_line_breaks.csv": "ingested", "float_ids.parquet": "ingested",
+    "typed_with_extra.parquet": "ingested", "other_schema.parquet": "refused", "linked.csv": "refused",
+    "duplicates_a_again.csv": "duplicate_content", "duplicates_b.csv (changed after ingestion)": "refused",
+}
+
+
+def test_the_corpus_holds_at_least_35_cases():
+    assert len(CORPUS) + len(PLACED) + len(EXTRA_CASES) >= 35
+
+
+def test_the_landing_ledger_gives_every_file_its_verdict_and_rows(corpus):
+    settings, first, second = corpus
+    ledger = query(settings, "select * from bronze.landing_ledger").set_index("file")
+    expected = {f"transactions/{name}": ("refused" if kind == "refused" else "ingested") for name, (_, (kind, _)) in CORPUS.items()}
+    expected |= {inside: "refused" for inside in PLACED}
+    expected |= {f"transactions/{name.split(' ')[0]}": verdict for name, verdict in EXTRA_CASES.items()}
+    assert ledger["verdict"].to_dict() == expected
+    rows = query(settings, "select _source_file, count(*) n from bronze.transactions group by 1")
+    # per file, the ledger's rows are bronze's: ingested files, and the changed one's earlier rows
+    assert {f"transactions/{f}": n for f, n in zip(rows["_source_file"], rows["n"])} == {
+        f: n for f, n in ledger["rows"].dropna().items() if n > 0
+    }
+    for inside, (_, words) in PLACED.items():
+        for word in words:
+            assert word in ledger.loc[inside, "reason"], (inside, word)
+    assert "symbolic link" in ledger.loc["transactions/linked.csv", "reason"]
+    # the refused files fail both runs; the summary lists every file's verdict
+    assert not first.ok and not second.ok
+    assert any(line.startswith("Landing ledger:") for line in second.summary().splitlines())
+
+
+def test_nothing_outside_landing_is_opened_not_even_for_a_message(corpus):
+    settings, first, second = corpus
+    said = "\n".join([*first.failures, *first.notices, *second.failures, *second.notices, second.summary()])
+    assert OUTSIDE_LINE not in said
+    assert "linked.csv" in said
+    ledger = query(settings, "select * from bronze.landing_ledger")
+    assert not ledger.astype(str).apply(lambda column: column.str.contains(OUTSIDE_LINE)).any().any()
+    assert query(settings, "select count(*) n from bronze.transactions where _source_file = 'linked.csv'")["n"][0] == 0
+
+
+def test_ids_read_alike_from_every_format(corpus):
+    settings, _, _ = corpus
+    ids = query(settings, """
+        select _source_file, customer_id from silver.transactions
+        where _source_file in ('float_ids.parquet', 'float_text_ids.csv', 'account_ids.csv') order by 2, 1
+    """)
+    # the float 1001.0 in Parquet and the text 1001.0 in a CSV are the same customer 1001
+    assert ids.values.tolist() == [
+        ["float_ids.parquet", "1001"], ["float_text_ids.csv", "1001"], ["float_ids.parquet", "1002.5"], ["account_ids.csv", "ACCT-1.0"],
+    ]

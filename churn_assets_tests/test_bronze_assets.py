@@ -1,13 +1,17 @@
 """Bronze assets against a real DuckDB warehouse and Dagster instance."""
 
-import subprocess
-import sys
+import dataclasses
+import threading
+import time
+from datetime import date
+
 
 from churn_assets.core.generate import SampleConfig, generate_sample, write_landing
 from churn_assets.core.landing import file_sha256
 from churn_assets.runner import run_pipeline
-from churn_assets_tests.conftest import land, query
-from churn_assets_tests.dagster_helpers import launch, materialize_file, tick
+from churn_assets.settings import Settings
+from churn_assets_tests.conftest import fill_disk, land, project_instance, query
+from churn_assets_tests.dagster_helpers import hold_warehouse, launch, materialize_file, tick
 
 JAN = "order_id,customer_id,order_ts,amount\nO1,1,2024-01-05 10:00:00,10.00\nO2,2,2024-01-06 11:00:00,20.00\n"
 
@@ -87,20 +91,55 @@ def test_a_file_that_failed_while_another_process_held_the_warehouse_is_ingested
     run, once the lock is released, ingests the file with no manual step."""
     land(settings, "transactions", "orders.csv", "order_id,customer_id,order_ts,amount\nA1,1,2024-05-01,5\nA2,2,2024-05-02,6\n")
     settings.churn_home.mkdir(parents=True, exist_ok=True)
-    holder = subprocess.Popen(  # an analyst's DuckDB session with the warehouse open for writing
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(900)",
-         str(settings.warehouse_path)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with hold_warehouse(settings):
         held = run_pipeline(settings, instance=instance)  # gives up after the IO manager's retries
-    finally:
-        holder.kill()
-        holder.wait()
-    assert len(held.failures) == 1 and "the next run tries it again" in held.failures[0], held.failures
+    assert len(held.failures) == 1 and "the next run tries them again" in held.failures[0], held.failures
     assert "lock" in held.failures[0].lower()
     healed = run_pipeline(settings, instance=instance)
     assert healed.ok, healed.failures
     assert healed.ingested == {"transactions": 2}
     assert query(settings, "select count(*) n from silver.transactions")["n"][0] == 2
+
+
+def test_a_full_disk_is_named_and_the_next_run_after_freeing_space_ingests_everything(small_disk, tmp_path):
+    """DuckDB reports a full disk at commit as a TransactionException; the run must still say
+    'No space left on device', fail with exit status 1 and leave the files for the next run."""
+    settings = Settings(churn_home=small_disk / "home", start_date=date(2024, 9, 1), settle_seconds=0)
+    write_landing(generate_sample(SampleConfig(customers=400, months=12, seed=3)), settings.landing_dir)
+    ballast = fill_disk(small_disk)
+    with project_instance(tmp_path / "dagster") as instance:
+        full = run_pipeline(settings, instance=instance)
+        assert not full.ok
+        assert any("No space left on device" in f and "the next run tries them again" in f for f in full.failures), full.failures
+        ballast.unlink()
+        freed = run_pipeline(settings, instance=instance)
+        assert freed.ok, freed.failures
+        landed_rows = sum(freed.ingested.values()) + sum(full.ingested.values())
+        ledger = query(settings, "select verdict, sum(rows) n, count(*) files from bronze.landing_ledger group by 1")
+    assert ledger["verdict"].tolist() == ["ingested"]
+    assert int(ledger["n"][0]) == landed_rows
+
+
+def test_a_run_waits_for_a_file_still_being_copied_and_reads_it_whole(settings, instance):
+    settings = dataclasses.replace(settings, settle_seconds=1.0)
+    path = settings.landing_dir / "transactions" / "copying.csv"
+    path.parent.mkdir(parents=True)
+    lines = [f"W{i},{i % 50},2024-05-{i % 28 + 1:02d} 10:00:00,{i % 90 + 1}\n" for i in range(3000)]
+    path.write_text("order_id,customer_id,order_ts,amount\n" + "".join(lines[:1000]))
+
+    def copy_the_rest():  # a slow copy: a chunk every 0.6 s, each sooner than the settle interval
+        for chunk in (lines[1000:2000], lines[2000:]):
+            time.sleep(0.6)
+            with open(path, "a") as handle:
+                handle.write("".join(chunk))
+
+    copier = threading.Thread(target=copy_the_rest)
+    copier.start()
+    said: list[str] = []
+    report = run_pipeline(settings, instance=instance, echo=said.append)
+    copier.join()
+    assert any(line.startswith("Waiting for 1 file(s) still being written: transactions/copying.csv") for line in said)
+    assert report.ok, report.failures
+    assert report.ingested == {"transactions": 3000}
+    ledger = query(settings, "select verdict, rows from bronze.landing_ledger")
+    assert ledger.values.tolist() == [["ingested", 3000]]

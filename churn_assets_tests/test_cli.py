@@ -35,14 +35,22 @@ def test_run_on_an_empty_home_generates_ingests_and_leaves_runs_in_the_instance(
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as connection:
         rows = connection.execute("select count(*) from bronze.transactions").fetchall()[0][0]
         silver = connection.execute("select count(*) from silver.transactions").fetchall()[0][0]
+        verdicts = connection.execute("select verdict, count(*), sum(rows) from bronze.landing_ledger group by 1").fetchall()
+        bronze = connection.execute(
+            "select (select count(*) from bronze.transactions) + (select count(*) from bronze.customers)"
+            " + (select count(*) from bronze.web_sessions)"
+        ).fetchall()[0][0]
     assert rows > 1000
+    landed = len([p for p in (home / "landing").rglob("*") if p.is_file()])
+    assert verdicts == [("ingested", landed, bronze)]  # every landed file and every row accounted for
+    assert f"Landing ledger: {landed} file(s): {landed} ingested" in result.stdout
     assert silver == rows  # clean sample data: nothing quarantined
     assert (home / "truth" / "customers_truth.parquet").exists()
     assert (home / "dagster" / "dagster.yaml").read_text() == (PROJECT_ROOT / "dagster.yaml").read_text()
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         runs = instance.get_run_records()
         assert {r.dagster_run.job_name for r in runs} == {
-            "ingest_transactions", "ingest_customers", "ingest_web_sessions", "refresh_tables"
+            "ingest_transactions", "ingest_customers", "ingest_web_sessions", "refresh_tables"  # the ledger rides with silver
         }
         assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
 
@@ -72,6 +80,9 @@ def test_run_never_generates_into_a_landing_folder_that_holds_files_and_refuses_
     assert "refused transactions/orders_2024.json: .json files are not read; export it as CSV or Parquet" in result.stdout
     assert "refused customers/crm.xlsx: .xlsx files are not read; save the sheet as CSV (UTF-8)" in result.stdout
     assert "refused transactions/2024/05/orders.csv: files in subfolders are not read" in result.stdout
+    # the summary gives every file its verdict
+    assert "Landing ledger: 4 file(s): 1 ingested, 3 refused" in result.stdout
+    assert "ingested          transactions/orders_2024-05.csv.gz: 2 rows" in result.stdout
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as connection:
         ingested = connection.execute(
             "select _source_file, order_ts from silver.transactions order by order_id"

@@ -44,7 +44,7 @@ def test_scan_lists_supported_files_and_refuses_every_other_file_saying_what_to_
         (tmp_path / rel).write_text("x")
     files, refused = scan_landing(tmp_path)
     assert [f.file_id for f in files] == ["transactions/a.csv", "transactions/b.parquet", "customers/c.csv"]
-    assert refused == [
+    assert [r.message for r in refused] == [
         "refused transactions/2024/05/d.csv: files in subfolders are not read; move it into landing/transactions/ under a unique name",
         "refused transactions/export.xlsx: .xlsx files are not read; save the sheet as CSV (UTF-8) and land that",
         "refused transactions/readme.txt: .txt files are not read; rename it to .csv if it is comma-separated",

@@ -63,7 +63,7 @@ def test_a_hostile_timestamp_format_is_quoted_not_executed():
     with duckdb.connect() as connection:
         connection.execute("create table landed as select '02/01/2024' as ts")
         parsed = connection.sql(
-            f"select {timestamp_sql('ts', settings.timestamp_format_list)} from landed"
+            f"select {timestamp_sql('ts', settings.timestamp_rules)} from landed"
         ).fetchall()
         assert parsed == [(None,)]  # the quote is part of the format, so nothing matches it
 

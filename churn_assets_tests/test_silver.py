@@ -4,6 +4,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from churn_assets.core.sources import TimestampRules
 from churn_assets.core.silver import (
     classified_rows_sql,
     empty_bronze_transactions_sql,
@@ -145,8 +146,8 @@ def order_lines():
         yield connection
 
 
-def _classified_with(bronze: str, formats: tuple[str, ...]) -> str:
-    return f"({classified_rows_sql(bronze, 50_000, formats)})"
+def _classified_with(bronze: str, formats: tuple[str, ...], timezone: str = "UTC") -> str:
+    return f"({classified_rows_sql(bronze, 50_000, TimestampRules(formats, timezone))})"
 
 
 def test_order_lines_are_summed_into_orders_and_cancellations_into_refunds(order_lines):
@@ -210,6 +211,22 @@ def test_times_with_an_offset_become_utc_and_the_same_instant_relanded_is_an_exa
     assert quarantine[["_source_file", "reason"]].values.tolist() == [["b.csv", "exact_duplicate"]]
 
 
+def test_times_without_an_offset_are_taken_in_the_configured_time_zone():
+    """CHURN_TIMEZONE=Europe/Berlin: a naive 10:00 in March is 09:00 UTC, in July 08:00 UTC; a
+    time with its own offset keeps it; a date is midnight in Berlin."""
+    rows = [
+        ("Z1", "1", "2024-03-05 10:00:00", "10", None, "a.csv", 1),
+        ("Z2", "2", "2024-07-05 10:00:00", "10", None, "a.csv", 2),
+        ("Z3", "3", "2024-07-05T10:00:00Z", "10", None, "a.csv", 3),
+        ("Z4", "4", "2024-07-05", "10", None, "a.csv", 4),
+    ]
+    silver, _ = _silver_and_quarantine(rows, "amount, quantity", timezone="Europe/Berlin")
+    assert silver["order_ts"].to_dict() == {
+        "Z1": pd.Timestamp("2024-03-05 09:00:00"), "Z2": pd.Timestamp("2024-07-05 08:00:00"),
+        "Z3": pd.Timestamp("2024-07-05 10:00:00"), "Z4": pd.Timestamp("2024-07-04 22:00:00"),
+    }
+
+
 def test_a_quantity_beyond_32_bits_quarantines_its_line_and_stops_no_other_file():
     """Order lines: a line whose quantity a 32-bit integer cannot hold is quarantined with its
     reason; an invoice whose valid lines sum past it keeps its exact amount; the rest reaches silver."""
@@ -226,7 +243,7 @@ def test_a_quantity_beyond_32_bits_quarantines_its_line_and_stops_no_other_file(
     assert silver.loc["L3", "amount"] == 10.0 and silver.loc["L3", "quantity"] == 2
 
 
-def _silver_and_quarantine(rows: list[tuple], value_columns: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _silver_and_quarantine(rows: list[tuple], value_columns: str, timezone: str = "UTC") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Silver (by order id) and quarantine of bronze ``rows``: (order_id, customer_id, order_ts,
     the two ``value_columns``, file, row)."""
     with duckdb.connect() as connection:
@@ -236,6 +253,6 @@ def _silver_and_quarantine(rows: list[tuple], value_columns: str) -> tuple[pd.Da
             f"_file_sha256, _ingested_at) values (?, ?, ?, ?, ?, ?, ?, 'x', '{INGESTED}')",
             rows,
         )
-        classified = _classified("bronze", 50_000)
+        classified = _classified_with("bronze", (), timezone)
         silver = connection.execute(silver_transactions_sql(classified)).df().set_index("order_id")
         return silver, connection.execute(quarantine_sql(classified)).df()

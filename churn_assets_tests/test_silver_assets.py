@@ -2,7 +2,15 @@
 
 import dataclasses
 
+import dagster as dg
+import duckdb
+
 from churn_assets.definitions import build_definitions
+from churn_assets.defs.keys import ROW_ACCOUNTING, SILVER_TRANSACTIONS
+from churn_assets.defs.resources import build_resources
+from churn_assets.defs.silver import row_accounting
+from churn_assets.run_plan import stale_partitions
+from churn_assets.runner import run_pipeline
 from churn_assets_tests.conftest import land, query
 from churn_assets_tests.dagster_helpers import QUIET, launch, tick
 
@@ -75,3 +83,50 @@ def test_an_order_line_export_becomes_orders_through_settings_alone(settings, in
     assert totals == {
         "bronze_rows": 5, "silver_rows": 3, "merged_lines": 1, "quarantined_rows": 1, "dropped_duplicates": 0
     }
+
+
+def _silver_rows(settings) -> tuple[int, int]:
+    counts = query(settings, "select (select count(*) from silver.transactions) s, (select count(*) from silver.quarantine) q")
+    return int(counts["s"][0]), int(counts["q"][0])
+
+
+def test_a_silver_build_the_row_accounting_check_never_proved_is_rebuilt(settings, instance):
+    """A kill between silver's write and its check leaves a build nobody proved: the next run
+    rebuilds it, even though no file landed since."""
+    land(settings, "transactions", "jan.csv", JAN)
+    assert run_pipeline(settings, instance=instance).ok
+    complete = _silver_rows(settings)
+    definitions = build_definitions(settings)
+    silver = definitions.get_assets_def(SILVER_TRANSACTIONS)
+    # written as an interrupted run leaves it: the table replaced, the check never run
+    unproven = dg.materialize([silver], instance=instance, resources=build_resources(settings), run_config=QUIET)
+    assert unproven.success and not unproven.get_asset_check_evaluations()
+    with duckdb.connect(str(settings.warehouse_path)) as connection:
+        connection.execute("delete from silver.quarantine")  # the half the kill did not write
+    assert SILVER_TRANSACTIONS in stale_partitions(definitions, instance)
+    rerun = run_pipeline(settings, instance=instance)
+    assert rerun.ok, rerun.failures
+    assert any("silver" in run.describe() for run in rerun.built)
+    assert _silver_rows(settings) == complete
+    assert stale_partitions(definitions, instance) == {}
+
+
+def test_silver_found_out_of_balance_is_rebuilt_once(settings, instance):
+    land(settings, "transactions", "jan.csv", JAN)
+    assert run_pipeline(settings, instance=instance).ok
+    complete = _silver_rows(settings)
+    definitions = build_definitions(settings)
+    with duckdb.connect(str(settings.warehouse_path)) as connection:
+        connection.execute("delete from silver.quarantine")
+    result = dg.materialize(  # the check alone, on the build as it is now
+        [definitions.get_assets_def(SILVER_TRANSACTIONS), row_accounting], instance=instance,
+        resources=build_resources(settings), selection=dg.AssetSelection.checks(ROW_ACCOUNTING),
+        run_config=QUIET, raise_on_error=False,
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert SILVER_TRANSACTIONS in stale_partitions(definitions, instance)
+    rerun = run_pipeline(settings, instance=instance)
+    assert rerun.ok, rerun.failures
+    assert _silver_rows(settings) == complete
+    assert stale_partitions(definitions, instance) == {}

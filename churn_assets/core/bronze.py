@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from churn_assets.core.sources import (
     EXTRA_COLUMN,
     LINEAGE_COLUMNS,
     Source,
+    TimestampRules,
     timestamp_sql,
 )
 
@@ -58,6 +60,7 @@ def read_landed_file(
     raw.columns = [str(c).strip() for c in raw.columns]
     if column_map:
         raw = raw.rename(columns=dict(column_map))
+    _require_unique_columns(label, list(raw.columns))
     _require_columns(label, list(raw.columns), source)
     return to_bronze_frame(raw, source, file_name=path.name, sha256=sha256, ingested_at=ingested_at)
 
@@ -89,13 +92,13 @@ DATED_COLUMNS = {"customers": "signup_ts", "web_sessions": "session_ts"}
 EVERY_SNAPSHOT, NO_SNAPSHOT = "", "none"
 
 
-def earliest_row_ts(frame: pd.DataFrame, source: Source, timestamp_formats: tuple[str, ...] = ()) -> str:
+def earliest_row_ts(frame: pd.DataFrame, source: Source, timestamps: TimestampRules = TimestampRules()) -> str:
     """The earliest timestamp among a landed file's rows of an optional source, as ISO text: the
     first snapshot after it is the first its rows reach. ``EVERY_SNAPSHOT`` when a customers row
     has no signup time (it holds for every snapshot), ``NO_SNAPSHOT`` when no row has a readable
     time (features leave such session rows out)."""
     column = DATED_COLUMNS[source.name]
-    parsed = timestamp_sql(column, timestamp_formats)
+    parsed = timestamp_sql(column, timestamps)
     with duckdb.connect() as connection:  # in memory, on the frame: never the warehouse
         connection.register("landed", frame[[column]])
         earliest, undated = connection.execute(
@@ -120,8 +123,18 @@ def check_landed_columns(
         columns = _csv_header(path, label)
         if not columns:
             return  # a file with no bytes at all is an empty file, not a broken one
-    columns = [str(c).strip() for c in columns]
-    _require_columns(label, [(column_map or {}).get(c, c) for c in columns], source)
+    columns = [(column_map or {}).get(c, c) for c in (str(c).strip() for c in columns)]
+    _require_unique_columns(label, columns)
+    _require_columns(label, columns, source)
+
+
+def _require_unique_columns(label: str, columns: list[str]) -> None:
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise LandingError(
+            f"{label}: the header names {', '.join(repeated)} more than once (after trimming spaces and "
+            "the column map); give each column one name and land the file again under a new name"
+        )
 
 
 def _require_columns(label: str, columns: list[str], source: Source) -> None:
@@ -179,10 +192,13 @@ def _read_as_text(path: Path, label: str) -> pd.DataFrame:
     header = _csv_header(path, label)
     if not header:
         return pd.DataFrame()
+    _require_unique_columns(label, [c.strip() for c in header])
     # pyarrow's CSV reader is about fifteen times faster than pandas' here and keeps text as text.
     try:
         table = pa_csv.read_csv(
             path,
+            # quoted values may hold line breaks; without this a break at a block boundary splits a row
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
             convert_options=pa_csv.ConvertOptions(
                 column_types={name: pa.string() for name in header},
                 null_values=[""],
@@ -204,7 +220,7 @@ def _csv_header(path: Path, label: str) -> list[str]:
     try:
         with _open_bytes(path) as handle:
             first = handle.readline()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         if not _is_gzip(path):
             raise
         raise LandingError(f"{label}: not a readable gzip file ({exc}); land the CSV itself or compress it again") from None
@@ -232,8 +248,15 @@ def _read_parquet_as_text(path: Path, label: str) -> pd.DataFrame:
 
 
 def _column_as_text(column: pd.Series) -> pd.Series:
+    """A Parquet column as the text a CSV export would hold: whole floats without '.0', so an id
+    stored as the float 1001.0 is the customer 1001 a CSV file names."""
     if pd.api.types.is_datetime64_any_dtype(column):
         text = column.dt.strftime("%Y-%m-%d %H:%M:%S")
+    elif pd.api.types.is_float_dtype(column):
+        values = column.to_numpy(dtype="float64", na_value=np.nan)
+        whole = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2**53)
+        text = column.astype(str)
+        text[whole] = values[whole].astype(np.int64).astype(str)
     else:
         text = column.astype(str)
     return text.where(column.notna(), None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import re
 
 
 class ChurnError(ValueError):
@@ -25,19 +26,33 @@ def root_cause(error: BaseException) -> str:
 
 
 def first_line(text: str) -> str:
-    """The first non-empty line of an error message (the rest is usually a traceback or a hint)."""
-    return next((line.strip() for line in text.splitlines() if line.strip()), "(no message)")
+    """The first non-empty line of an error message (the rest is usually a traceback or a hint),
+    without the module-qualified class name and context DuckDB repeats in front of it."""
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "(no message)")
+    return _DUCKDB_PREFIX.sub("", line)
+
+
+# "_duckdb.TransactionException: TransactionContext Error: " in front of DuckDB's own message
+_DUCKDB_PREFIX = re.compile(r"^(_?duckdb\.\w+: )?(TransactionContext Error: )?")
 
 
 # DuckDB's errors for a warehouse it cannot open or write (held by another process, disk full).
 _DUCKDB_ENVIRONMENT_ERRORS = frozenset({"IOException", "ConnectionException"})
 
 
-def is_environment_error(class_name: str | None) -> bool:
-    """Whether an error class, by name (stored errors keep only that), is the machine's: an
-    ``OSError`` of any kind (disk full, a lock, a missing folder, a permission) or DuckDB's I/O
-    error."""
-    if class_name in _DUCKDB_ENVIRONMENT_ERRORS:
+# What the operating system says when the machine, not the data, stops a write; DuckDB reports a
+# full disk at commit as a TransactionException that only names it in its message.
+_ENVIRONMENT_MESSAGES = (
+    "No space left on device", "Disk quota exceeded", "Read-only file system", "Could not set lock on file",
+    "Too many open files", "Cannot allocate memory",
+)
+
+
+def is_environment_error(class_name: str | None, message: str = "") -> bool:
+    """Whether an error, by class name and message (stored errors keep only those), is the
+    machine's: an ``OSError`` of any kind (disk full, a lock, a missing folder, a permission),
+    DuckDB's I/O error, or any error whose message is the operating system's word for one."""
+    if class_name in _DUCKDB_ENVIRONMENT_ERRORS or any(m in message for m in _ENVIRONMENT_MESSAGES):
         return True
     builtin = getattr(builtins, class_name or "", None)
     return isinstance(builtin, type) and issubclass(builtin, OSError)
@@ -48,7 +63,7 @@ def caused_by_environment(error: BaseException) -> bool:
     code. Such a failure is worth retrying once the cause is gone."""
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, OSError) or is_environment_error(type(seen).__name__):
+        if isinstance(seen, OSError) or is_environment_error(type(seen).__name__, str(seen)):
             return True
         seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
     return False

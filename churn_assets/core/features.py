@@ -13,7 +13,7 @@ import pandas as pd
 import pandera.pandas as pandera
 import pyarrow as pa
 
-from churn_assets.core.sources import timestamp_sql
+from churn_assets.core.sources import TimestampRules, timestamp_sql
 from churn_assets.core.warehouse import (
     coerce_except_timestamps,
     query_validated,
@@ -57,12 +57,12 @@ def feature_inputs_sql(
     transactions: str = "silver.transactions",
     customers: str | None = None,
     web_sessions: str | None = None,
-    timestamp_formats: tuple[str, ...] = (),
+    timestamps: TimestampRules = TimestampRules(),
 ) -> dict[str, str]:
     """The typed inputs every snapshot's features read, as {name: select}, in ``FEATURE_INPUTS`` order.
 
     Built once for all snapshots: ids normalized, landed timestamps parsed (ISO 8601 or one of
-    ``timestamp_formats``), each order's gap to the customer's previous purchase, and each
+    ``timestamps``), each order's gap to the customer's previous purchase, and each
     customer row's span of snapshots. What is derived only looks back, so it is the same
     whichever later snapshot it is seen from.
     """
@@ -85,7 +85,7 @@ def feature_inputs_sql(
                ) = 1 then 1 end as first_in_category
         from {transactions}
     """
-    customer_id = "regexp_replace(trim(customer_id), '\\.0+$', '')"
+    customer_id = "regexp_replace(trim(customer_id), '^([0-9]+)\\.0+$', '\\1')"
     # Each customer row with the span of snapshots for which it is the newest row whose signup
     # is before the snapshot (valid_after < S <= valid_through), so no snapshot ranks rows again.
     typed_customers = (
@@ -100,7 +100,7 @@ def feature_inputs_sql(
                        nullif(trim(segment), '') as segment,
                        try_cast(loyalty_points as double) as loyalty_points,
                        try_cast(marketing_opt_in as boolean) as marketing_opt_in,
-                       {timestamp_sql('signup_ts', timestamp_formats)} as signup_ts,
+                       {timestamp_sql('signup_ts', timestamps)} as signup_ts,
                        _ingested_at, _source_file, _row_number
                 from {customers}
             )"""
@@ -110,7 +110,7 @@ def feature_inputs_sql(
     )
     sessions = (
         f"""select customer_id, ts from (
-                select {customer_id} as customer_id, {timestamp_sql('session_ts', timestamp_formats)} as ts
+                select {customer_id} as customer_id, {timestamp_sql('session_ts', timestamps)} as ts
                 from {web_sessions}
             ) where ts is not null"""
         if web_sessions
@@ -130,7 +130,7 @@ def customer_features_sql(
     transactions: str = "silver.transactions",
     customers: str | None = None,
     web_sessions: str | None = None,
-    timestamp_formats: tuple[str, ...] = (),
+    timestamps: TimestampRules = TimestampRules(),
     prepared: bool = False,
 ) -> str:
     """One row per customer with an order before ``snapshot``; every input row is before it.
@@ -142,7 +142,7 @@ def customer_features_sql(
     s = _ts(snapshot)
     inputs = "" if prepared else ",".join(
         f"{name} as ({sql})"
-        for name, sql in feature_inputs_sql(transactions, customers, web_sessions, timestamp_formats).items()
+        for name, sql in feature_inputs_sql(transactions, customers, web_sessions, timestamps).items()
     ) + ","
     return f"""
         with {inputs}
@@ -224,7 +224,7 @@ def customer_features_sql(
     """
 
 
-def features_by_snapshot(connection, snapshots: list[date], timestamp_formats: tuple[str, ...] = ()) -> pa.Table:
+def features_by_snapshot(connection, snapshots: list[date], timestamps: TimestampRules = TimestampRules()) -> pa.Table:
     """Features of every snapshot, each validated against ``customer_features_schema``, as one
     Arrow table, from silver and whichever optional bronze sources exist; the typed inputs are
     prepared once for all of them."""
@@ -232,7 +232,7 @@ def features_by_snapshot(connection, snapshots: list[date], timestamp_formats: t
         connection,
         customers="bronze.customers" if table_exists(connection, "bronze", "customers") else None,
         web_sessions="bronze.web_sessions" if table_exists(connection, "bronze", "web_sessions") else None,
-        timestamp_formats=timestamp_formats,
+        timestamps=timestamps,
     )
     schema = customer_features_schema()
     features = query_validated(connection, [customer_features_sql(s, prepared=True) for s in snapshots], schema)

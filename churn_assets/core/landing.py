@@ -74,10 +74,26 @@ _CONVERT_ADVICE = {
 }
 
 
-def scan_landing(landing_dir: Path) -> tuple[list[LandedFile], list[str]]:
+@dataclass(frozen=True)
+class Refusal:
+    """A file under landing/ that is not read, and why; ``file`` is its path inside landing/."""
+
+    file: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return f"refused {self.file}: {self.reason}"
+
+
+_SYMLINK_REASON = "a symbolic link; links are not followed (nothing outside landing/ is opened), so land the file itself"
+
+
+def scan_landing(landing_dir: Path) -> tuple[list[LandedFile], list[Refusal]]:
     """Landed files of every source, sorted by source and name, plus one refusal per other file
-    found there: a name or type the pipeline does not read, or a file in a subfolder. Hidden files
-    (a dot first, as tools name a file still being written) are left alone."""
+    found there: a name or type the pipeline does not read, a file in a subfolder, a symbolic
+    link (never opened). Hidden files (a dot first, as tools name a file still being written)
+    are left alone."""
     files, refused = [], []
     for source in SOURCES:
         folder = landing_dir / source
@@ -85,6 +101,9 @@ def scan_landing(landing_dir: Path) -> tuple[list[LandedFile], list[str]]:
             continue
         for path in sorted(folder.iterdir()):
             if path.name.startswith("."):
+                continue
+            if path.is_symlink():
+                refused.append(Refusal(f"{source}/{path.name}", _SYMLINK_REASON))
                 continue
             if path.is_dir():
                 refused += [_subfolder_refusal(landing_dir, source, inner) for inner in _files_under(path)]
@@ -101,7 +120,7 @@ def scan_landing(landing_dir: Path) -> tuple[list[LandedFile], list[str]]:
     return files, refused + _outside_source_folders(landing_dir)
 
 
-def _outside_source_folders(landing_dir: Path) -> list[str]:
+def _outside_source_folders(landing_dir: Path) -> list[Refusal]:
     """A refusal for each file under ``landing_dir`` but not in a source's folder."""
     if not landing_dir.is_dir():
         return []
@@ -111,7 +130,7 @@ def _outside_source_folders(landing_dir: Path) -> list[str]:
         if entry.name.startswith(".") or entry.name in SOURCES:
             continue
         for path in [entry] if entry.is_file() else _files_under(entry) if entry.is_dir() else []:
-            strays.append(f"refused {path.relative_to(landing_dir).as_posix()}: not in a source folder; land it in one of {folders}")
+            strays.append(Refusal(path.relative_to(landing_dir).as_posix(), f"not in a source folder; land it in one of {folders}"))
     return strays
 
 
@@ -121,19 +140,30 @@ def landing_holds_files(landing_dir: Path) -> bool:
 
 
 def _files_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.parts))
+    return sorted(
+        p for p in folder.rglob("*")
+        if (p.is_file() or p.is_symlink()) and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
-def _subfolder_refusal(landing_dir: Path, source: str, path: Path) -> str:
+def _subfolder_refusal(landing_dir: Path, source: str, path: Path) -> Refusal:
     inside = path.relative_to(landing_dir).as_posix()
-    return f"refused {inside}: files in subfolders are not read; move it into landing/{source}/ under a unique name"
+    if path.is_symlink():
+        return Refusal(inside, _SYMLINK_REASON)
+    return Refusal(inside, f"files in subfolders are not read; move it into landing/{source}/ under a unique name")
 
 
-def _unreadable_name(source: str, name: str, error: LandingError) -> str:
+def _unreadable_name(source: str, name: str, error: LandingError) -> Refusal:
     suffix = Path(name).suffix.lower()
     if suffix in _CONVERT_ADVICE:
-        return f"refused {source}/{name}: {suffix} files are not read; {_CONVERT_ADVICE[suffix]}"
-    return f"refused {source}/{name}: {error}"
+        return Refusal(f"{source}/{name}", f"{suffix} files are not read; {_CONVERT_ADVICE[suffix]}")
+    return Refusal(f"{source}/{name}", str(error))
+
+
+def settled(landed: LandedFile, now_ns: int, settle_seconds: float) -> bool:
+    """Whether ``landed`` has not been modified for ``settle_seconds``: a file still being copied
+    keeps moving its modification time, so it is left for a later run instead of read half-way."""
+    return now_ns - landed.mtime_ns >= settle_seconds * 1e9
 
 
 def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
@@ -180,11 +210,14 @@ class IngestDecision:
     sha256: str
     verdict: Verdict
     message: str
+    retry_of: str | None = None  # the run that failed because of the machine, when this retries it
 
     @property
     def run_key(self) -> str:
-        """Run keys are remembered forever, so the content hash is part of the key."""
-        return f"{self.file.file_id}@{self.sha256}"
+        """Run keys are remembered forever, so the content hash is part of the key, and a retry
+        names the failed run it retries (one retry per failure)."""
+        key = f"{self.file.file_id}@{self.sha256}"
+        return key if self.retry_of is None else f"{key}/retry-of/{self.retry_of}"
 
 
 def decide_ingestion(

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pandera
 
-from churn_assets.core.sources import TRANSACTIONS, timestamp_sql
+from churn_assets.core.sources import TRANSACTIONS, TimestampRules, timestamp_sql
 from churn_assets.core.warehouse import coerce_except_timestamps, query_frame
 
 # Reasons in the order they are tested; a row gets the first that applies.
@@ -63,7 +63,7 @@ def empty_bronze_transactions_sql() -> str:
     return f"(select {text}, cast(null as timestamp) as _ingested_at, cast(null as bigint) as _row_number where false)"
 
 
-def _typed_rows_sql(bronze_table: str, max_abs_amount: float, timestamp_formats: tuple[str, ...]) -> str:
+def _typed_rows_sql(bronze_table: str, max_abs_amount: float, timestamps: TimestampRules) -> str:
     """Bronze rows with parsed values, whether each is an order line, and its first validation failure.
 
     A row without an amount but with a unit price is an order line worth quantity x unit price;
@@ -73,9 +73,10 @@ def _typed_rows_sql(bronze_table: str, max_abs_amount: float, timestamp_formats:
         with parsed as (
             select
                 nullif(trim(order_id), '') as order_id,
-                -- ids arrive as integers, floats ("42.0") or text; silver keeps them as text
-                regexp_replace(nullif(trim(customer_id), ''), '\\.0+$', '') as customer_id,
-                {timestamp_sql("order_ts", timestamp_formats)} as order_ts,
+                -- ids arrive as integers, floats ("42.0") or text: a whole number written as a float is
+                -- that number, other text ("ACCT-1.0") stays as it is
+                regexp_replace(nullif(trim(customer_id), ''), '^([0-9]+)\\.0+$', '\\1') as customer_id,
+                {timestamp_sql("order_ts", timestamps)} as order_ts,
                 nullif(trim(amount), '') is null and nullif(trim(unit_price), '') is not null as is_line,
                 try_cast(trim(amount) as double) as landed_amount,
                 try_cast(trim(quantity) as double) as landed_quantity,
@@ -116,7 +117,7 @@ def _typed_rows_sql(bronze_table: str, max_abs_amount: float, timestamp_formats:
 
 
 def classified_rows_sql(
-    bronze_table: str, max_abs_amount: float, timestamp_formats: tuple[str, ...] = ()
+    bronze_table: str, max_abs_amount: float, timestamps: TimestampRules = TimestampRules()
 ) -> str:
     """Every bronze row, parsed, with ``reason`` null for rows that reach silver.
 
@@ -131,7 +132,7 @@ def classified_rows_sql(
     # Every wide row then passes once through two joins. Carrying the wide rows through the
     # windows and unions took 34 s of silver's 60 s at ten million transactions (this: 9 s).
     return f"""
-        with typed as materialized ({_typed_rows_sql(bronze_table, max_abs_amount, timestamp_formats)}),
+        with typed as materialized ({_typed_rows_sql(bronze_table, max_abs_amount, timestamps)}),
         lines as materialized (
             select _source_file, _row_number,
                 row_number() over invoice_in_order as line_rank,
@@ -185,11 +186,11 @@ def classified_rows_sql(
 
 
 def silver_and_quarantine(
-    connection, bronze_table: str, max_abs_amount: float, timestamp_formats: tuple[str, ...] = ()
+    connection, bronze_table: str, max_abs_amount: float, timestamps: TimestampRules = TimestampRules()
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Silver transactions, the quarantine and silver's orders per month (``order_months_sql``)
     from one classifying pass over ``bronze_table``."""
-    classified = classified_rows_sql(bronze_table, max_abs_amount, timestamp_formats)
+    classified = classified_rows_sql(bronze_table, max_abs_amount, timestamps)
     connection.execute(f"create or replace temp table classified as {classified}").fetchall()
     return (
         query_frame(connection, silver_transactions_sql("classified")),

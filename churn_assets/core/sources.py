@@ -64,21 +64,33 @@ FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 _OFFSET_AFTER_TIME = r"[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
 
 
-def timestamp_sql(text: str, formats: tuple[str, ...] = ()) -> str:
+@dataclass(frozen=True)
+class TimestampRules:
+    """How landed timestamp text is read: strptime ``formats`` tried after ISO 8601, and the
+    IANA ``timezone`` a timestamp without an offset is taken to be in."""
+
+    formats: tuple[str, ...] = ()
+    timezone: str = "UTC"
+
+
+def timestamp_sql(text: str, rules: TimestampRules = TimestampRules()) -> str:
     """SQL parsing landed text ``text`` as a UTC timestamp: ISO 8601 first, then each strptime
     format. A time with an offset (``+02:00``, ``-0500``, ``Z``) is converted to UTC; a time
-    without one is taken as UTC.
+    without one is taken to be in ``rules.timezone`` and converted to UTC.
 
     Null when nothing parses, so callers can quarantine the row instead of failing the run.
     """
     value = f"trim({text})"
+    naive = f"try_cast({value} as timestamp)"
+    if rules.formats:
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in rules.formats)
+        naive = f"coalesce({naive}, try_strptime({value}, [{listed}]))"
+    if rules.timezone != "UTC":
+        zone = rules.timezone.replace("'", "''")
+        naive = f"(timezone('{zone}', {naive}) at time zone 'UTC')"
     # A plain cast to TIMESTAMP drops the offset and keeps the wall-clock time.
-    iso = (
+    return (
         f"case when regexp_matches({value}, '{_OFFSET_AFTER_TIME}') "
         f"then try_cast({value} as timestamptz) at time zone 'UTC' "
-        f"else try_cast({value} as timestamp) end"
+        f"else {naive} end"
     )
-    if not formats:
-        return iso
-    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in formats)
-    return f"coalesce({iso}, try_strptime({value}, [{listed}]))"

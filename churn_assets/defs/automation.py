@@ -14,7 +14,7 @@ import warnings
 
 import dagster as dg
 
-from churn_assets.defs.keys import SILVER_QUARANTINE, SILVER_TRANSACTIONS
+from churn_assets.defs.keys import LANDING_LEDGER, SILVER_QUARANTINE, SILVER_TRANSACTIONS
 from churn_assets.defs.staleness import HasSnapshotData, SnapshotStale
 
 _NOT_BUSY = ~dg.AutomationCondition.in_progress() & ~dg.AutomationCondition.any_deps_in_progress()
@@ -22,7 +22,7 @@ _SILVER = dg.AssetSelection.assets(SILVER_TRANSACTIONS, SILVER_QUARANTINE)
 
 
 def rebuild_when_stale() -> dg.AutomationCondition:
-    """Silver: rebuilt once a landed file was ingested after it."""
+    """Silver and the landing ledger: rebuilt once a landed file was ingested after them."""
     return (SnapshotStale() & _NOT_BUSY).with_label("rebuild_when_stale")
 
 
@@ -43,7 +43,8 @@ def follow_upstream_months() -> dg.AutomationCondition:
     return (HasSnapshotData() & (SnapshotStale() | upstream_planned) & _NOT_BUSY).with_label("follow_upstream_months")
 
 
-AUTOMATED = dg.AssetSelection.all() - dg.AssetSelection.groups("bronze")
+# Bronze is ingested by the landing sensor; its ledger follows every ingestion.
+AUTOMATED = dg.AssetSelection.all() - dg.AssetSelection.groups("bronze") | dg.AssetSelection.assets(LANDING_LEDGER)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)  # use_user_code_server

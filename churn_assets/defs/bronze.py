@@ -11,14 +11,19 @@ from churn_assets.core.bronze import (
     ingest_landed_file,
 )
 from churn_assets.core.landing import LandingError
+from churn_assets.core.ledger import FileVerdict, ledger_frame, ledger_schema
 from churn_assets.core.sources import SOURCES, Source
 from churn_assets.core.warehouse import table_exists
+from churn_assets.defs.automation import rebuild_when_stale
 from churn_assets.defs.ingestion import (
+    MTIME_METADATA_KEY,
     SHA_METADATA_KEY,
     SHA_TAG,
-    bronze_key,
+    SIZE_METADATA_KEY,
+    landing_ledger,
     partitions_name,
 )
+from churn_assets.defs.keys import LANDING_LEDGER, bronze_key
 from churn_assets.defs.metadata import column_schema, dagster_type, preview
 from churn_assets.defs.resources import DUCKDB_POOL
 from churn_assets.defs.staleness import EARLIEST_KEY
@@ -90,11 +95,15 @@ def _build_bronze_asset(source: Source, settings: Settings) -> dg.AssetsDefiniti
                 raise dg.Failure(description=str(exc), allow_retries=False) from None
             # when the file's rows first reach a snapshot, for the staleness of the snapshot tables
             dated = (
-                {EARLIEST_KEY: earliest_row_ts(frame, source, settings.timestamp_format_list)}
+                {EARLIEST_KEY: earliest_row_ts(frame, source, settings.timestamp_rules)}
                 if source.name in DATED_COLUMNS else {}
             )
+            stat = path.stat()  # with the hash, lets the landing ledger skip re-reading an unchanged file
             context.add_asset_metadata(
-                {SHA_METADATA_KEY: sha, "source_path": str(path), "dagster/row_count": len(frame), **dated},
+                {
+                    SHA_METADATA_KEY: sha, SIZE_METADATA_KEY: stat.st_size, MTIME_METADATA_KEY: str(stat.st_mtime_ns),
+                    "source_path": str(path), "dagster/row_count": len(frame), **dated,
+                },
                 partition_key=name,
             )
             context.log.info(f"{source.name}/{name}: {len(frame):,} rows")
@@ -111,6 +120,40 @@ def build_bronze_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     return [_build_bronze_asset(source, settings) for source in SOURCES.values()]
 
 
+def build_landing_ledger(settings: Settings) -> dg.AssetsDefinition:
+    """``bronze.landing_ledger``: every file under landing/ with its verdict."""
+    @dg.asset(
+        key=LANDING_LEDGER,
+        group_name="bronze",
+        deps=[bronze_key(source) for source in SOURCES],
+        description=(
+            "Every file under landing/ with its verdict: ingested (with its rows), duplicate_content, "
+            "refused (with the reason) or waiting (still being written, or retried after a failure "
+            "the machine caused)."
+        ),
+        dagster_type=dagster_type(ledger_schema()),
+        metadata={"dagster/column_schema": column_schema(ledger_schema())},
+        kinds={"duckdb", "pandas"},
+        automation_condition=rebuild_when_stale(),
+        pool=DUCKDB_POOL,
+    )
+    def landing_ledger_asset(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        ledger = ledger_frame(landing_ledger(context.instance, settings.landing_dir, settings.settle_seconds))
+        not_ingested = ledger[ledger["verdict"] != "ingested"]
+        context.add_output_metadata({
+            **{f"files/{v.value}": int((ledger["verdict"] == v.value).sum()) for v in FileVerdict},
+            "not_ingested": dg.MetadataValue.md(not_ingested.to_markdown(index=False) if len(not_ingested) else "none"),
+        })
+        return ledger
+
+    return landing_ledger_asset
+
+
+ledger_job = dg.define_asset_job(
+    "record_landing_ledger",
+    selection=[LANDING_LEDGER],
+    description="Take the landing ledger: a verdict for every file under landing/.",
+)
 
 ingest_jobs = {
     name: dg.define_asset_job(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import traceback
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import dagster as dg
 from dagster._utils.error import SerializableErrorInfo
@@ -65,7 +66,39 @@ def failed_for_environment(error: SerializableErrorInfo | None) -> bool:
         current = pending.pop()
         if current is None:
             continue
-        if is_environment_error(current.cls_name):
+        if is_environment_error(current.cls_name, current.message):
             return True
         pending += [current.cause, current.context]
     return False
+
+
+@dataclass(frozen=True)
+class StoredFailure:
+    """The first step failure of a failed run, as the instance stored it."""
+
+    run_id: str
+    text: str
+    environment: bool  # caused by the machine (or the run was killed): worth trying again
+
+
+def step_failure_text(event: dg.DagsterEvent) -> str:
+    """A step failure in its own words: a ``dg.Failure`` description (the asset bodies name the
+    asset, month and root cause there), else the root cause of the step's error."""
+    data = event.step_failure_data
+    if data.user_failure_data and data.user_failure_data.description:
+        return data.user_failure_data.description
+    return f"{event.step_key}: {failure_text(data.error)}" if data.error else f"{event.step_key} failed"
+
+
+def newest_failure(instance: dg.DagsterInstance, tags: dict[str, str]) -> StoredFailure | None:
+    """The failure of the newest run with ``tags``, or None when that run did not fail."""
+    records = instance.get_run_records(dg.RunsFilter(tags=tags), limit=1)
+    if not records or records[0].dagster_run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+        return None
+    run = records[0].dagster_run
+    for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        event = record.dagster_event
+        environment = RETRY_TAG in run.tags or failed_for_environment(event.step_failure_data.error)
+        return StoredFailure(run.run_id, step_failure_text(event), environment)
+    # no step failed: the run itself was stopped (killed, cancelled, or it never started)
+    return StoredFailure(run.run_id, f"run {run.run_id} ended as {run.status.value.lower()}", True)

@@ -73,11 +73,11 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     )
     def customer_features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> pa.Table:
         with named_failure(context):
-            formats = settings.timestamp_format_list
+            timestamps = settings.timestamp_rules
             snapshots = _snapshots(context)
             record_digests(context, "features", settings.churn_horizon_days)
             with warehouse.get_connection() as connection:
-                features = features_by_snapshot(connection, snapshots, formats)
+                features = features_by_snapshot(connection, snapshots, timestamps)
                 left_out = query_frame(connection, refund_only_customers_sql(snapshots)).set_index("snapshot_date")
             context.log.info(f"{len(snapshots)} snapshot(s), {features.num_rows:,} customer rows")
             per_snapshot = rows_per_snapshot(features)

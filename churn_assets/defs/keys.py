@@ -7,6 +7,7 @@ def bronze_key(source: str) -> dg.AssetKey:
     return dg.AssetKey(["bronze", source])
 
 
+LANDING_LEDGER = dg.AssetKey(["bronze", "landing_ledger"])
 SILVER_TRANSACTIONS = dg.AssetKey(["silver", "transactions"])
 SILVER_QUARANTINE = dg.AssetKey(["silver", "quarantine"])
 CUSTOMER_FEATURES = dg.AssetKey(["silver", "customer_features"])
@@ -16,3 +17,6 @@ CHURN_PREDICTIONS = dg.AssetKey(["ml", "churn_predictions"])
 CUSTOMER_VALUE = dg.AssetKey(["gold", "customer_value"])
 RETENTION_ACTIONS = dg.AssetKey(["gold", "retention_actions"])
 RETENTION_SUMMARY = dg.AssetKey(["gold", "retention_summary"])
+
+# The blocking check that proves every bronze row is in silver or the quarantine.
+ROW_ACCOUNTING = dg.AssetCheckKey(SILVER_TRANSACTIONS, "row_accounting")

@@ -77,7 +77,7 @@ def _silver_asset(settings: Settings) -> dg.AssetsDefinition:
         with named_failure(context):
             with warehouse.get_connection() as connection:
                 silver, quarantine, months = silver_and_quarantine(
-                    connection, _bronze_transactions(connection), settings.max_abs_amount, settings.timestamp_format_list
+                    connection, _bronze_transactions(connection), settings.max_abs_amount, settings.timestamp_rules
                 )
             reasons = quarantine["reason"].value_counts()
             silver = silver_transactions_schema().validate(silver)

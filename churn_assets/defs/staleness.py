@@ -25,7 +25,7 @@ from churn_assets.core.snapshot_inputs import (
     parse_state,
 )
 from churn_assets.defs.failures import RETRY_TAG
-from churn_assets.defs.keys import SILVER_TRANSACTIONS, bronze_key
+from churn_assets.defs.keys import ROW_ACCOUNTING, SILVER_QUARANTINE, SILVER_TRANSACTIONS, bronze_key
 
 DIGEST_KEY = "inputs_digest"
 # Metadata silver and the bronze file partitions record for the state.
@@ -204,10 +204,27 @@ def _unpartitioned_stale(context: dg.AutomationContext, instance) -> bool:
     newest = _parents_newest(context, instance, None, partitioned_only=False)
     if not newest:
         return False  # nothing upstream yet
+    if context.key in (SILVER_TRANSACTIONS, SILVER_QUARANTINE) and not _rows_accounted(instance):
+        return True
     failed = _failed_since(instance, context.key, None, own)
     if failed is not None and newest < failed:
         return False
     return own is None or newest > own
+
+
+def _rows_accounted(instance) -> bool:
+    """Whether the row-accounting check proved silver's newest build: it passed on it, or it failed
+    on it and on the build before (a rebuild did not help, so the failure is reported, not looped).
+    An interrupted build (a kill between the write and the check) was never proven: rebuild it."""
+    built = _latest_storage_id(instance, SILVER_TRANSACTIONS)
+    if built is None:
+        return True  # never built: the rule above decides
+    history = instance.event_log_storage.get_asset_check_execution_history(ROW_ACCOUNTING, limit=2)
+    evaluations = [record.evaluation for record in history]
+    newest = evaluations[0] if evaluations else None
+    if newest is None or newest.target_materialization_data is None or newest.target_materialization_data.storage_id != built:
+        return False
+    return newest.passed or (len(evaluations) == 2 and evaluations[1] is not None and not evaluations[1].passed)
 
 
 def _partition_stale(context, instance, state: DataState, key: str, condition: SnapshotStale) -> bool:
