@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Subcommands that read or write $CHURN_HOME.
-HOME_COMMANDS = ("generate", "run", "dev", "report")
+HOME_COMMANDS = ("generate", "run", "dev", "report", "score")
 
 
 def check_home(home: Path) -> None:
@@ -104,6 +105,17 @@ def _parser() -> argparse.ArgumentParser:
         "--snapshot", type=date.fromisoformat, default=None, help="YYYY-MM-01 (default: the newest planned snapshot)"
     )
     report.set_defaults(handler=_report)
+
+    score = commands.add_parser(
+        "score", help="score one customer now from their history in the warehouse: probability, risk, reasons"
+    )
+    score.add_argument("--customer", required=True, help="customer id, as in silver.transactions")
+    score.add_argument(
+        "--as-of", type=date.fromisoformat, default=None,
+        help="YYYY-MM-DD: features from every row before this day (default: the newest scored snapshot)",
+    )
+    score.add_argument("--json", action="store_true", help="print one JSON object")
+    score.set_defaults(handler=_score)
 
     bench = commands.add_parser(
         "bench",
@@ -244,6 +256,25 @@ def _quiet_mlflow() -> None:
     the environment, which MLflow reads when something first imports it."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+def _score(args, settings: Settings) -> int:
+    """One customer's churn probability, risk segment and reasons as of a day, with the model
+    version the monthly batch used for that day (or the champion for another day)."""
+    from churn_assets.core.on_demand import score_customer
+
+    _quiet_mlflow()
+    with read_only_warehouse(settings) as connection:
+        scored = score_customer(connection, settings, args.customer, args.as_of)
+    if args.json:
+        print(json.dumps(scored.as_dict()))
+        return 0
+    print(f"Customer {scored.customer_id} as of {scored.as_of}: churn probability {scored.churn_probability:.3f} "
+          f"({scored.risk_segment} risk), model version {scored.model_version}")
+    for number, reason in enumerate(scored.reasons, start=1):
+        print(f"  reason {number}: {reason}")
+    print(f"  planned action: {scored.planned_action or 'none in the plan for this day'}")
+    return 0
 
 
 def _report(args, settings: Settings) -> int:

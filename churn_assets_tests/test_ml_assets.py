@@ -1,6 +1,7 @@
 """The model, its champion gate and the predictions through a real instance, warehouse and MLflow store."""
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import mlflow
 import pytest
 from mlflow import MlflowClient
@@ -16,6 +18,7 @@ from churn_assets.core import registry
 from churn_assets.cli import main as cli_main
 from churn_assets.core.generate import SampleConfig, generate_sample, write_landing, write_truth
 from churn_assets.core.model import model_inputs
+from churn_assets.core.on_demand import score_customers
 from churn_assets.definitions import build_definitions
 from churn_assets.defs.ml import CHURN_MODEL
 from churn_assets.runner import run_pipeline
@@ -105,6 +108,41 @@ def test_registry_round_trip_and_tracked_run(trained):
     artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id)}
     assert {"roc.png", "precision_recall.png", "calibration.png", "lift.png", "importance.png",
             "reference_profile.json", "metrics.csv"} <= artifacts
+
+
+@pytest.mark.parametrize("snapshot", ["2024-11-01", "2025-01-01"])
+def test_scoring_on_demand_equals_the_monthly_predictions_for_every_customer(trained, snapshot):
+    """Each customer's features recomputed from their own rows alone, scored by the version the
+    batch used: the same probability, segment and reasons as ml.churn_predictions."""
+    settings, _, _ = trained
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+        batch = connection.execute(
+            "select * from ml.churn_predictions where snapshot_date = ? order by customer_id", [snapshot]
+        ).df()
+        on_demand = score_customers(connection, settings, batch["customer_id"].tolist(), date.fromisoformat(snapshot))
+    on_demand = on_demand.sort_values("customer_id", ignore_index=True)
+    assert len(batch) > 500 and on_demand["customer_id"].tolist() == batch["customer_id"].tolist()
+    assert abs(on_demand["churn_probability"].to_numpy(float) - batch["churn_probability"].to_numpy(float)).max() <= 1e-9
+    for column in ("risk_segment", "model_version", "reason_1", "reason_2", "reason_3"):
+        assert on_demand[column].astype(object).fillna("").astype(str).tolist() == \
+            batch[column].astype(object).fillna("").astype(str).tolist(), column
+
+
+def test_score_prints_one_customer_as_json_and_names_the_field_it_cannot_use(trained, capsys):
+    settings, _, _ = trained
+    home = ["--home", str(settings.churn_home)]
+    customer = query(settings, "select customer_id from ml.churn_predictions where snapshot_date = '2025-01-01' "
+                               "order by churn_probability desc limit 1")["customer_id"][0]
+    assert cli_main([*home, "score", "--customer", customer, "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    batch = query(settings, f"select * from ml.churn_predictions where snapshot_date = '2025-01-01' and customer_id = '{customer}'")
+    assert scored["as_of"] == "2025-01-01" and scored["customer_id"] == customer
+    assert scored["churn_probability"] == batch["churn_probability"][0] and scored["risk_segment"] == batch["risk_segment"][0]
+    assert scored["model_version"] == str(batch["model_version"][0]) and scored["reasons"][0] == batch["reason_1"][0]
+    assert cli_main([*home, "score", "--customer", "no-such-customer"]) == 2
+    assert "customer_id 'no-such-customer': no order of this customer" in capsys.readouterr().err
+    assert cli_main([*home, "score", "--customer", customer, "--as-of", "2020-01-01"]) == 2
+    assert "as_of 2020-01-01" in capsys.readouterr().err
 
 
 def test_z_a_worse_model_does_not_become_champion(trained):  # last: it adds a version

@@ -280,6 +280,11 @@ def _recalled(key: tuple):
     return None
 
 
+def model_version(tracking_uri: str, version: str) -> ModelVersion:
+    """Registered version ``version`` of the churn model."""
+    return client_for(tracking_uri).get_model_version(MODEL_NAME, str(version))
+
+
 def load_model(tracking_uri: str, version: str):
     """The fitted sklearn model of a registered version."""
     key = ("model", tracking_uri, str(version))
