@@ -13,7 +13,7 @@ import pandas as pd
 import pandera.pandas as pandera
 import pyarrow as pa
 
-from churn_assets.core.sources import TimestampRules, timestamp_sql
+from churn_assets.core.sources import TimestampRules, customer_id_sql, timestamp_sql
 from churn_assets.core.warehouse import (
     coerce_except_timestamps,
     query_validated,
@@ -85,7 +85,7 @@ def feature_inputs_sql(
                ) = 1 then 1 end as first_in_category
         from {transactions}
     """
-    customer_id = "regexp_replace(trim(customer_id), '^([0-9]+)\\.0+$', '\\1')"
+    customer_id = customer_id_sql("customer_id")
     # Each customer row with the span of snapshots for which it is the newest row whose signup
     # is before the snapshot (valid_after < S <= valid_through), so no snapshot ranks rows again.
     typed_customers = (

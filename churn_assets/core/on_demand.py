@@ -6,7 +6,7 @@ No Dagster: ``churn-assets score`` calls these directly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 
 import pandas as pd
@@ -15,12 +15,8 @@ from churn_assets.core import registry
 from churn_assets.core.errors import ChurnError
 from churn_assets.core.features import customer_features_schema, customer_features_sql
 from churn_assets.core.scoring import score_snapshot
-from churn_assets.core.sources import TimestampRules
+from churn_assets.core.sources import TimestampRules, customer_id_sql
 from churn_assets.core.warehouse import query_frame, table_exists
-
-# ids as silver and the features normalise them (a whole number written as a float is that number)
-_NORMALISED_ID = "regexp_replace(trim(customer_id), '^([0-9]+)\\.0+$', '\\1')"
-
 
 class ScoringError(ChurnError):
     """A customer or date that cannot be scored; the message names the field and what to do."""
@@ -37,7 +33,7 @@ class OnDemandScore:
     planned_action: str | None  # the plan's action for this customer at ``as_of``, when there is one
 
     def as_dict(self) -> dict:
-        return {**self.__dict__, "as_of": self.as_of.isoformat()}
+        return {**asdict(self), "as_of": self.as_of.isoformat()}
 
 
 def features_as_of(connection, customer_ids: list[str], as_of: date, timestamps: TimestampRules = TimestampRules()) -> pd.DataFrame:
@@ -49,7 +45,7 @@ def features_as_of(connection, customer_ids: list[str], as_of: date, timestamps:
         sources = {"transactions": f"(select * from silver.transactions where customer_id in {mine})"}
         for source, name in (("customers", "customers"), ("web_sessions", "web_sessions")):
             if table_exists(connection, "bronze", name):
-                sources[source] = f"(select * from bronze.{name} where {_NORMALISED_ID} in {mine})"
+                sources[source] = f"(select * from bronze.{name} where {customer_id_sql('customer_id')} in {mine})"
         frame = query_frame(connection, customer_features_sql(as_of, timestamps=timestamps, **sources))
     finally:
         connection.unregister("_wanted")

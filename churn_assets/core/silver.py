@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pandera
 
-from churn_assets.core.sources import TRANSACTIONS, TimestampRules, timestamp_sql
+from churn_assets.core.sources import TRANSACTIONS, TimestampRules, customer_id_sql, timestamp_sql
 from churn_assets.core.warehouse import coerce_except_timestamps, query_frame
 
 # Reasons in the order they are tested; a row gets the first that applies.
@@ -73,9 +73,7 @@ def _typed_rows_sql(bronze_table: str, max_abs_amount: float, timestamps: Timest
         with parsed as (
             select
                 nullif(trim(order_id), '') as order_id,
-                -- ids arrive as integers, floats ("42.0") or text: a whole number written as a float is
-                -- that number, other text ("ACCT-1.0") stays as it is
-                regexp_replace(nullif(trim(customer_id), ''), '^([0-9]+)\\.0+$', '\\1') as customer_id,
+                nullif({customer_id_sql('customer_id')}, '') as customer_id,
                 {timestamp_sql("order_ts", timestamps)} as order_ts,
                 nullif(trim(amount), '') is null and nullif(trim(unit_price), '') is not null as is_line,
                 try_cast(trim(amount) as double) as landed_amount,

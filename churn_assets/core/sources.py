@@ -60,6 +60,13 @@ SOURCES: dict[str, Source] = {s.name: s for s in (TRANSACTIONS, CUSTOMERS, WEB_S
 FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
 
+def customer_id_sql(text: str) -> str:
+    """SQL normalising a landed customer id: trimmed, and a whole number written as a float
+    ("1001.0", as spreadsheets and float columns export it) is that number; other text such as
+    "ACCT-1.0" stays as it is."""
+    return f"regexp_replace(trim({text}), '^([0-9]+)\\.0+$', '\\1')"
+
+
 # A clock time (not a bare date, whose '-05' is no offset) followed by a UTC offset or Z.
 _OFFSET_AFTER_TIME = r"[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
 
