@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=_report)
 
     score = commands.add_parser(
-        "score", help="score one customer now from their history in the warehouse: probability, risk, reasons"
+        "score", help="score one customer from their history in the warehouse: probability, risk, reasons, best action"
     )
     score.add_argument("--customer", required=True, help="customer id, as in silver.transactions")
     score.add_argument(
@@ -259,8 +259,9 @@ def _quiet_mlflow() -> None:
 
 
 def _score(args, settings: Settings) -> int:
-    """One customer's churn probability, risk segment and reasons as of a day, with the model
-    version the monthly batch used for that day (or the champion for another day)."""
+    """One customer's churn probability, risk segment, reasons and best action as of a day, from
+    their history in the warehouse through the registered model the monthly batch used for that
+    day (or the champion for another day)."""
     from churn_assets.core.on_demand import score_customer
 
     _quiet_mlflow()
@@ -273,6 +274,11 @@ def _score(args, settings: Settings) -> int:
           f"({scored.risk_segment} risk), model version {scored.model_version}")
     for number, reason in enumerate(scored.reasons, start=1):
         print(f"  reason {number}: {reason}")
+    print(f"  best action: {scored.action}" + (
+        f", cost {scored.action_cost:,.2f}, expected net value {scored.expected_net_value:,.2f} "
+        f"(value if retained {scored.expected_value:,.2f})" if scored.action != "no_action" else
+        " (no action in the catalogue is worth its cost for this customer)"
+    ))
     print(f"  planned action: {scored.planned_action or 'none in the plan for this day'}")
     return 0
 

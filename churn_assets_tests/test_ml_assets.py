@@ -3,8 +3,11 @@
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,14 +20,14 @@ from mlflow import MlflowClient
 from churn_assets.core import registry
 from churn_assets.cli import main as cli_main
 from churn_assets.core.generate import SampleConfig, generate_sample, write_landing, write_truth
-from churn_assets.core.model import model_inputs
-from churn_assets.core.on_demand import score_customers
+from churn_assets.core.on_demand import score_customers, warehouse_history
 from churn_assets.definitions import build_definitions
 from churn_assets.defs.ml import CHURN_MODEL
 from churn_assets.runner import run_pipeline
 from churn_assets.settings import Settings
 from churn_assets_tests.conftest import project_instance, query
 from churn_assets_tests.dagster_helpers import QUIET
+from churn_assets_tests.live import free_port, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +98,14 @@ def test_registry_round_trip_and_tracked_run(trained):
     uri = settings.mlflow_tracking_uri
     assert uri.startswith("sqlite:///") and (settings.churn_home / "mlflow.db").exists()
     mlflow.set_tracking_uri(uri)
-    model = mlflow.sklearn.load_model(f"models:/{registry.MODEL_NAME}@{registry.CHAMPION}")
+    champion_uri = f"models:/{registry.MODEL_NAME}@{registry.CHAMPION}"
+    info = mlflow.models.get_model_info(champion_uri)
+    assert set(info.flavors) == {"python_function"} and info.saved_input_example_info is not None
+    assert [p.name for p in info.signature.params] == ["as_of", "actions"]
+    assert "customer_id" in info.signature.inputs.input_names() and "churn_probability" in info.signature.outputs.input_names()
+    pipeline = mlflow.pyfunc.load_model(champion_uri).unwrap_python_model().pipeline
     features = query(settings, "select * from silver.customer_features where snapshot_date = '2025-01-01'")
-    probability = model.predict_proba(model_inputs(features))[:, 1]
+    probability = pipeline.predict_proba(features)[:, 1]  # the pipeline coerces the feature rows itself
     stored = query(settings, "select churn_probability from ml.churn_predictions where snapshot_date = '2025-01-01' order by customer_id")
     assert probability.round(6).tolist() == stored["churn_probability"].tolist()
     run = MlflowClient(uri).get_run(registry.champion(uri).run_id)
@@ -112,18 +120,21 @@ def test_registry_round_trip_and_tracked_run(trained):
 
 @pytest.mark.parametrize("snapshot", ["2024-11-01", "2025-01-01"])
 def test_scoring_on_demand_equals_the_monthly_predictions_for_every_customer(trained, snapshot):
-    """Each customer's features recomputed from their own rows alone, scored by the version the
-    batch used: the same probability, segment and reasons as ml.churn_predictions."""
+    """Each customer's raw history from the warehouse, scored by the registered champion pyfunc of
+    the version the batch used: the same probability, segment and reasons as ml.churn_predictions."""
     settings, _, _ = trained
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
         batch = connection.execute(
             "select * from ml.churn_predictions where snapshot_date = ? order by customer_id", [snapshot]
         ).df()
-        on_demand = score_customers(connection, settings, batch["customer_id"].tolist(), date.fromisoformat(snapshot))
+        on_demand, version = score_customers(
+            connection, settings, batch["customer_id"].tolist(), date.fromisoformat(snapshot)
+        )
     on_demand = on_demand.sort_values("customer_id", ignore_index=True)
+    assert {version} == set(batch["model_version"].astype(str))
     assert len(batch) > 500 and on_demand["customer_id"].tolist() == batch["customer_id"].tolist()
     assert abs(on_demand["churn_probability"].to_numpy(float) - batch["churn_probability"].to_numpy(float)).max() <= 1e-9
-    for column in ("risk_segment", "model_version", "reason_1", "reason_2", "reason_3"):
+    for column in ("risk_segment", "reason_1", "reason_2", "reason_3"):
         assert on_demand[column].astype(object).fillna("").astype(str).tolist() == \
             batch[column].astype(object).fillna("").astype(str).tolist(), column
 
@@ -143,6 +154,107 @@ def test_score_prints_one_customer_as_json_and_names_the_field_it_cannot_use(tra
     assert "customer_id 'no-such-customer': no order of this customer" in capsys.readouterr().err
     assert cli_main([*home, "score", "--customer", customer, "--as-of", "2020-01-01"]) == 2
     assert "as_of 2020-01-01" in capsys.readouterr().err
+
+
+def _champion_customers(settings, count: int):
+    """``count`` customers the champion scored in the batch, their batch rows and their raw history."""
+    uri = settings.mlflow_tracking_uri
+    champion = registry.champion(uri)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+        batch = connection.execute(
+            "select * from ml.churn_predictions where model_version = ? order by churn_probability desc, customer_id "
+            "limit ?", [champion.version, count]
+        ).df()
+        history = warehouse_history(connection, batch["customer_id"].tolist())
+    return champion, batch, history
+
+
+def test_the_champion_loads_by_alias_in_a_fresh_process_and_scores_raw_history(trained, tmp_path):
+    settings, _, _ = trained
+    champion, batch, history = _champion_customers(settings, 3)
+    history.to_csv(tmp_path / "history.csv", index=False)  # as text, the way an export arrives
+    as_of = str(batch["snapshot_date"][0])[:10]
+    script = (
+        "import sys, mlflow, pandas as pd\n"
+        "mlflow.set_tracking_uri(sys.argv[1])\n"
+        "model = mlflow.pyfunc.load_model('models:/churn_model@champion')\n"
+        "history = pd.read_csv(sys.argv[2], dtype=str)\n"
+        "print(model.predict(history, params={'as_of': sys.argv[3]}).to_json(orient='records'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, settings.mlflow_tracking_uri, str(tmp_path / "history.csv"), as_of],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    scored = {row["customer_id"]: row for row in json.loads(done.stdout.strip().splitlines()[-1])}
+    assert set(scored) == set(batch["customer_id"])
+    for _, expected in batch.iterrows():
+        row = scored[expected["customer_id"]]
+        assert abs(row["churn_probability"] - expected["churn_probability"]) <= 1e-9
+        assert (row["risk_segment"], row["reason_1"], row["as_of"]) == (expected["risk_segment"], expected["reason_1"], as_of)
+        assert row["action"] in {a.name for a in settings.action_catalogue} | {"no_action"}
+        assert row["model_snapshot"] == champion.tags["snapshot"]
+
+
+def test_mlflow_models_serve_answers_one_customer_and_refuses_bad_input_with_400(trained, tmp_path):
+    settings, _, _ = trained
+    _, batch, history = _champion_customers(settings, 1)
+    as_of = str(batch["snapshot_date"][0])[:10]
+    port = free_port()
+    log = open(tmp_path / "serve.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/churn_model@champion",
+         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}, cwd=tmp_path,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+    def post(records: list[dict], params: dict) -> tuple[int, dict]:
+        body = json.dumps({"dataframe_records": records, "params": params}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def ping() -> bool:
+        if server.poll() is not None:
+            raise AssertionError((tmp_path / "serve.log").read_text()[-3000:])
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    records = json.loads(history.to_json(orient="records"))
+    try:
+        wait_for(ping, 180, "mlflow models serve to answer /ping", every=1.0)
+        status, answer = post(records, {"as_of": as_of})
+        assert status == 200, answer
+        (scored,) = answer["predictions"]
+        assert abs(scored["churn_probability"] - batch["churn_probability"][0]) <= 1e-9
+        assert scored["risk_segment"] == batch["risk_segment"][0] and scored["reason_1"] == batch["reason_1"][0]
+
+        without_ts = [{k: v for k, v in r.items() if k != "order_ts"} for r in records]
+        status, answer = post(without_ts, {"as_of": as_of})
+        assert status == 400 and "transactions rows: missing column order_ts" in answer["message"]
+        assert "Traceback" not in json.dumps(answer)
+        malformed = [{**records[0], "amount": "twelve"}, *records[1:]]
+        status, answer = post(malformed, {"as_of": as_of})
+        assert status == 400 and "unparseable_amount" in answer["message"] and "'twelve'" in answer["message"]
+        status, answer = post(records, {"as_of": "2000-01-01"})
+        assert status == 400 and "as_of 2000-01-01: no order before it" in answer["message"]
+        status, answer = post(records, {"as_of": "soon"})
+        assert status == 400 and "as_of: 'soon' is not a date" in answer["message"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
 
 
 def test_z_a_worse_model_does_not_become_champion(trained):  # last: it adds a version

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from churn_assets.core.drift import drift_report, psi, reference_profile
-from churn_assets.core.explain import contributions, describe, top_reasons, typical_values
+from churn_assets.core.explain import describe, scores_and_contributions, top_reasons, typical_values
 from churn_assets.core.model import (
     NUMERIC_FEATURES,
     NotEnoughHistory,
@@ -120,7 +120,7 @@ def test_reasons_name_the_features_that_move_the_score_in_words():
     def predict(x):  # a transparent score: old last orders raise risk, recent orders lower it
         return np.clip(0.3 + x["recency_days"].to_numpy() / 1000 - 0.05 * x["orders_90d"].to_numpy(), 0, 1)
 
-    effects = contributions(predict, inputs, typical)
+    _, effects = scores_and_contributions(predict, inputs, typical)
     assert effects.loc[0, "recency_days"] == pytest.approx(0.15)
     assert effects.loc[1, "orders_90d"] == pytest.approx(-0.15)
     reasons = top_reasons(inputs, effects)
@@ -148,9 +148,9 @@ def test_reasons_predict_only_rows_away_from_the_typical_value_and_only_for_the_
         predicted_rows.append(len(x))
         return 0.3 + x["recency_days"].to_numpy() / 1000 - 0.05 * x["orders_90d"].to_numpy()
 
-    effects = contributions(predict, inputs, typical)
+    _, effects = scores_and_contributions(predict, inputs, typical)
     assert list(effects.columns) == ["recency_days", "orders_90d"]
-    assert predicted_rows == [3, 1, 1]  # every row once, then only the one row that differs per feature
+    assert predicted_rows == [5]  # one call: every row, then only the row that differs per feature
     assert effects["recency_days"].tolist() == pytest.approx([0.0, 0.0, 0.04])
     assert effects["orders_90d"].tolist() == pytest.approx([0.0, -0.1, 0.0])
 
@@ -175,7 +175,7 @@ def test_a_logistic_models_coefficients_map_back_to_the_features_reasons_can_nam
 
 def test_reasons_are_empty_rather_than_failing_when_fewer_features_than_reasons_can_be_named():
     inputs = model_inputs(pd.DataFrame({**{c: [1.0, 2.0] for c in NUMERIC_FEATURES}, "segment": ["gold", "gold"]}))
-    effects = contributions(lambda x: x["recency_days"].to_numpy() / 10, inputs, {"recency_days": 1.0})
+    _, effects = scores_and_contributions(lambda x: x["recency_days"].to_numpy() / 10, inputs, {"recency_days": 1.0})
     reasons = top_reasons(inputs, effects)
     assert reasons["reason_1"].tolist() == [None, "last order 2 days ago (raises risk 10 pts)"]
     assert reasons["reason_2"].tolist() == reasons["reason_3"].tolist() == [None, None]

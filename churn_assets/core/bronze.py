@@ -244,10 +244,10 @@ def _read_parquet_as_text(path: Path, label: str) -> pd.DataFrame:
         frame = read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
         raise LandingError(f"{label}: not a readable Parquet file: {exc}") from None
-    return frame.apply(_column_as_text)
+    return frame.apply(column_as_text)
 
 
-def _column_as_text(column: pd.Series) -> pd.Series:
+def column_as_text(column: pd.Series) -> pd.Series:
     """A Parquet column as the text a CSV export would hold: whole floats without '.0', so an id
     stored as the float 1001.0 is the customer 1001 a CSV file names."""
     if pd.api.types.is_datetime64_any_dtype(column):

@@ -71,28 +71,51 @@ def describe(feature: str, value: object) -> str:
     return _PHRASES[feature](value)
 
 
-def contributions(
-    predict: Callable[[pd.DataFrame], np.ndarray],
-    inputs: pd.DataFrame,
-    typical: dict[str, object],
-    base: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Score minus the score with one feature set to its typical value, per customer and feature
-    in ``typical`` (zero where the value already is the typical one, without predicting).
-    ``base`` is ``predict(inputs)`` when the caller has it already."""
-    base = predict(inputs) if base is None else base
-    effects = {}
-    for feature in (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES):
-        if typical.get(feature) is None:
-            continue
+def scores_and_contributions(
+    predict: Callable[[pd.DataFrame], np.ndarray], inputs: pd.DataFrame, typical: dict[str, object]
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """``predict(inputs)``, and per customer and feature in ``typical`` the score minus the score
+    with that one feature set to its typical value (zero where the value already is the typical
+    one, without predicting).
+
+    The rows and every feature's changed rows are scored together, in batches of
+    ``PREDICT_ROWS``: a predict call has a fixed cost (about 10 ms for the calibrated boosted
+    model) that one customer would otherwise pay once per feature."""
+    features = [f for f in (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES) if typical.get(f) is not None]
+    changed, where = [inputs], []
+    for feature in features:
         differs = (inputs[feature] != typical[feature]).to_numpy()  # a missing value differs too
-        effect = np.zeros(len(inputs))
         if differs.any():
-            changed = inputs[differs].copy()
-            changed[feature] = typical[feature]
-            effect[differs] = base[differs] - predict(changed)
-        effects[feature] = effect
-    return pd.DataFrame(effects, index=inputs.index)
+            rows = inputs[differs].copy()
+            rows[feature] = typical[feature]
+            changed.append(rows)
+            where.append((feature, differs))
+    scores = _predict_in_batches(predict, changed)
+    base = scores[: len(inputs)]
+    effects = {feature: np.zeros(len(inputs)) for feature in features}
+    start = len(inputs)
+    for feature, differs in where:
+        count = int(differs.sum())
+        effects[feature][differs] = base[differs] - scores[start:start + count]
+        start += count
+    return base, pd.DataFrame(effects, index=inputs.index)
+
+
+PREDICT_ROWS = 100_000
+
+
+def _predict_in_batches(predict: Callable[[pd.DataFrame], np.ndarray], frames: list[pd.DataFrame]) -> np.ndarray:
+    """``predict`` over the rows of ``frames`` in order, at most ``PREDICT_ROWS`` rows a call."""
+    scores, batch, size = [], [], 0
+    for frame in [*frames, None]:
+        if frame is None or (batch and size + len(frame) > PREDICT_ROWS):
+            if batch:
+                scores.append(predict(pd.concat(batch, ignore_index=True)))
+            batch, size = [], 0
+        if frame is not None:
+            batch.append(frame)
+            size += len(frame)
+    return np.concatenate(scores) if scores else np.array([])
 
 
 def top_reasons(inputs: pd.DataFrame, effects: pd.DataFrame, count: int = 3) -> pd.DataFrame:

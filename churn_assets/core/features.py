@@ -46,6 +46,10 @@ FEATURE_COLUMNS = (
 )
 
 
+# Features that count rows: never null, whole numbers.
+COUNT_FEATURES = ("frequency", "orders_30d", "orders_90d", "orders_180d", "distinct_categories", "sessions_30d")
+
+
 def _ts(day: date) -> str:
     return f"timestamp '{day.isoformat()} 00:00:00'"
 
@@ -339,7 +343,7 @@ def customer_features_schema() -> pandera.DataFrameSchema:
     number.update(
         {
             c: pandera.Column("int64", pandera.Check.ge(0))
-            for c in ("frequency", "orders_30d", "orders_90d", "orders_180d", "distinct_categories", "sessions_30d")
+            for c in COUNT_FEATURES
         }
     )
     number["recency_days"] = pandera.Column(float, pandera.Check.gt(0), description="days since the last order")

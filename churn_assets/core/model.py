@@ -31,7 +31,7 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from churn_assets.core.btyd import (
     BTYD_FEATURES,
@@ -89,12 +89,17 @@ def _months_before(day: date, months: int) -> date:
 
 def model_inputs(features: pd.DataFrame) -> pd.DataFrame:
     """The feature columns in the plain dtypes the models and the MLflow signature expect."""
-    inputs = pd.DataFrame(index=features.index)
-    for column in NUMERIC_FEATURES:
-        inputs[column] = pd.to_numeric(features[column], errors="coerce").astype("float64")
+    # built from a dict in one go: adding 22 columns one by one cost 8 ms for a single customer
+    columns = {c: pd.to_numeric(features[c], errors="coerce").astype("float64") for c in NUMERIC_FEATURES}
     for column in CATEGORICAL_FEATURES:
-        inputs[column] = features[column].astype(object).where(features[column].notna(), "unknown")
-    return inputs
+        columns[column] = features[column].astype(object).where(features[column].notna(), "unknown")
+    return pd.DataFrame(columns, index=features.index)
+
+
+def with_input_coercion(model) -> Pipeline:
+    """``model`` behind a step that turns feature rows of any dtypes into ``model_inputs``: the
+    pipeline the registry stores, so a caller needs no coercion of its own."""
+    return Pipeline([("inputs", FunctionTransformer(model_inputs)), ("model", model)])
 
 
 def informative_features(frame: pd.DataFrame, columns: tuple[str, ...] = FEATURE_COLUMNS) -> tuple[list[str], dict[str, str]]:

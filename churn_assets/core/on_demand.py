@@ -1,7 +1,7 @@
-"""Scoring customers on demand: their features as of a date, from their own rows in the warehouse,
-by the same feature SQL the monthly snapshots use, then the registered model the batch used.
+"""Scoring customers on demand from the warehouse: their raw history as the registered champion
+takes it, scored by the model version the batch used for that day.
 
-No Dagster: ``churn-assets score`` calls these directly.
+No Dagster: ``churn-assets score`` and the training step (for the logged input example) call these.
 """
 
 from __future__ import annotations
@@ -12,14 +12,22 @@ from datetime import date
 import pandas as pd
 
 from churn_assets.core import registry
-from churn_assets.core.errors import ChurnError
-from churn_assets.core.features import customer_features_schema, customer_features_sql
-from churn_assets.core.scoring import score_snapshot
-from churn_assets.core.sources import TimestampRules, customer_id_sql
+from churn_assets.core.champion import score_history
+from churn_assets.core.raw_history import SOURCE_COLUMN, ScoringError
+from churn_assets.core.sources import CUSTOMERS, TRANSACTIONS, WEB_SESSIONS, customer_id_sql
 from churn_assets.core.warehouse import query_frame, table_exists
 
-class ScoringError(ChurnError):
-    """A customer or date that cannot be scored; the message names the field and what to do."""
+# Silver's columns that are landed transaction columns; timestamps are UTC, written with their offset
+# so a CHURN_TIMEZONE for naive landed times does not move them again.
+_SILVER_AS_LANDED = {
+    "order_id": "order_id",
+    "customer_id": "customer_id",
+    "order_ts": "strftime(order_ts, '%Y-%m-%d %H:%M:%S.%f') || '+00:00'",
+    "amount": "amount::varchar",
+    "quantity": "quantity::varchar",
+    "product_category": "product_category",
+    "channel": "channel",
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,10 @@ class OnDemandScore:
     churn_probability: float
     risk_segment: str
     reasons: list[str]
+    action: str  # the action of most expected net value under the current catalogue, or no_action
+    action_cost: float
+    expected_net_value: float
+    expected_value: float  # revenue over the value horizon if retained (run rate)
     model_version: str
     planned_action: str | None  # the plan's action for this customer at ``as_of``, when there is one
 
@@ -36,47 +48,58 @@ class OnDemandScore:
         return {**asdict(self), "as_of": self.as_of.isoformat()}
 
 
-def features_as_of(connection, customer_ids: list[str], as_of: date, timestamps: TimestampRules = TimestampRules()) -> pd.DataFrame:
-    """Features of ``customer_ids`` for snapshot ``as_of`` (every row strictly before it), computed
-    from those customers' rows only; one row per customer with an order before ``as_of``."""
+def warehouse_history(connection, customer_ids: list[str]) -> pd.DataFrame:
+    """The raw history of ``customer_ids`` in the champion's input layout: their orders from
+    silver.transactions, and their landed customer rows and web sessions from bronze, oldest first."""
     connection.register("_wanted", pd.DataFrame({"customer_id": [str(c) for c in customer_ids]}))
     try:
-        mine = "(select customer_id from _wanted)"
-        sources = {"transactions": f"(select * from silver.transactions where customer_id in {mine})"}
-        for source, name in (("customers", "customers"), ("web_sessions", "web_sessions")):
-            if table_exists(connection, "bronze", name):
-                sources[source] = f"(select * from bronze.{name} where {customer_id_sql('customer_id')} in {mine})"
-        frame = query_frame(connection, customer_features_sql(as_of, timestamps=timestamps, **sources))
+        wanted = "(select customer_id from _wanted)"
+        orders = ", ".join(f"{sql} as {name}" for name, sql in _SILVER_AS_LANDED.items())
+        parts = [query_frame(connection, f"""
+            select '{TRANSACTIONS.name}' as {SOURCE_COLUMN}, {orders} from silver.transactions
+            where customer_id in {wanted} order by order_ts, order_id
+        """)]
+        for source in (CUSTOMERS, WEB_SESSIONS):
+            if table_exists(connection, "bronze", source.name):
+                parts.append(query_frame(connection, f"""
+                    select '{source.name}' as {SOURCE_COLUMN}, {", ".join(source.columns)} from bronze.{source.name}
+                    where {customer_id_sql('customer_id')} in {wanted}
+                    order by _ingested_at, _source_file, _row_number
+                """))
     finally:
         connection.unregister("_wanted")
-    return customer_features_schema().validate(frame.sort_values("customer_id", ignore_index=True))
+    return pd.concat([p.astype(object) for p in parts], ignore_index=True)
 
 
-def score_customers(connection, settings, customer_ids: list[str], as_of: date) -> pd.DataFrame:
-    """Predictions of ``customer_ids`` as of ``as_of``, in the columns of ``ml.churn_predictions``,
-    with the model version the batch used for that day (or the champion for another day)."""
+def score_customers(connection, settings, customer_ids: list[str], as_of: date) -> tuple[pd.DataFrame, str]:
+    """Scores of ``customer_ids`` as of ``as_of`` (``champion.SCORE_COLUMNS``) and the registered
+    version that made them: the one the batch used for that day, or the champion for another day."""
     uri = settings.mlflow_tracking_uri
     batch = _batch_version(connection, as_of)
     version = registry.model_version(uri, batch) if batch else registry.champion(uri)
     if version is None:
         raise ScoringError("no model is registered yet: run `churn-assets run` until a model is trained")
-    features = features_as_of(connection, customer_ids, as_of, settings.timestamp_rules)
-    return score_snapshot(
-        registry.load_model(uri, version.version), features, model_version=version.version,
-        cutoffs=settings.risk_cutoff_pair, typical=registry.load_profile(uri, version)["typical"],
+    champion = registry.load_champion(uri, version.version)
+    scores = score_history(
+        champion.pipeline, champion.card, warehouse_history(connection, customer_ids), as_of,
+        settings.action_catalogue,
     )
+    return scores, str(version.version)
 
 
 def score_customer(connection, settings, customer_id: str, as_of: date | None = None) -> OnDemandScore:
     """Score one customer as of ``as_of`` (default: the newest scored snapshot)."""
     as_of = as_of or _newest_scored(connection)
-    _check_customer(connection, customer_id, as_of)
-    scored = score_customers(connection, settings, [customer_id], as_of).iloc[0]
+    _check_customer(connection, customer_id)
+    scores, version = score_customers(connection, settings, [customer_id], as_of)
+    scored = scores.iloc[0]
     return OnDemandScore(
         customer_id=customer_id, as_of=as_of, churn_probability=float(scored["churn_probability"]),
         risk_segment=str(scored["risk_segment"]),
         reasons=[str(scored[f"reason_{i}"]) for i in (1, 2, 3) if pd.notna(scored[f"reason_{i}"])],
-        model_version=str(scored["model_version"]), planned_action=_planned_action(connection, customer_id, as_of),
+        action=str(scored["action"]), action_cost=float(scored["action_cost"]),
+        expected_net_value=float(scored["expected_net_value"]), expected_value=float(scored["expected_value"]),
+        model_version=version, planned_action=_planned_action(connection, customer_id, as_of),
     )
 
 
@@ -89,17 +112,12 @@ def _newest_scored(connection) -> date:
     return pd.Timestamp(newest).date()
 
 
-def _check_customer(connection, customer_id: str, as_of: date) -> None:
-    first = connection.execute(
-        "select min(order_ts) from silver.transactions where customer_id = ?", [customer_id]
-    ).fetchall()[0][0] if table_exists(connection, "silver", "transactions") else None
-    if first is None:
+def _check_customer(connection, customer_id: str) -> None:
+    known = table_exists(connection, "silver", "transactions") and connection.execute(
+        "select count(*) from silver.transactions where customer_id = ?", [customer_id]
+    ).fetchall()[0][0]
+    if not known:
         raise ScoringError(f"customer_id {customer_id!r}: no order of this customer is in silver.transactions")
-    if pd.Timestamp(first) >= pd.Timestamp(as_of):
-        raise ScoringError(
-            f"as_of {as_of.isoformat()}: customer {customer_id!r} first ordered on {pd.Timestamp(first):%Y-%m-%d %H:%M}; "
-            "give a date after it"
-        )
 
 
 def _batch_version(connection, as_of: date) -> str | None:

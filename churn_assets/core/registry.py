@@ -10,7 +10,7 @@ import hashlib
 import json
 import tempfile
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -21,7 +21,9 @@ import pandas as pd
 from filelock import FileLock
 from sklearn.metrics import roc_auc_score
 
-from churn_assets.core.model import GateDecision, TrainingResult, champion_decision
+from churn_assets.core.champion import CARD_FILE, PIPELINE_FILE, ChampionCard, score_history
+from churn_assets.core.model import GateDecision, TrainingResult, champion_decision, with_input_coercion
+from churn_assets.core.raw_history import HISTORY_COLUMNS
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -58,17 +60,19 @@ def log_training(
     artifact_root: Path,
     result: TrainingResult,
     *,
-    inputs_example: pd.DataFrame,
+    card: ChampionCard,
+    history_example: pd.DataFrame,
     params: dict,
     tags: dict[str, str],
     figures: dict[str, bytes],
     profile: dict,
     tables: dict[str, pd.DataFrame],
 ) -> LoggedModel:
-    """One MLflow run with params, every candidate's metrics, plots and the chosen model, registered
-    as a new version of ``churn_model`` tagged with its snapshots (the champion alias is not moved)."""
+    """One MLflow run with params, every candidate's metrics, plots and the chosen model as the
+    ``ChurnChampion`` pyfunc (``card`` and the fitted pipeline, coercion included), registered as a
+    new version of ``churn_model`` tagged with its snapshots (the champion alias is not moved).
+    ``history_example``: raw rows of a few customers, the logged input example."""
     import mlflow
-    from mlflow.models import infer_signature
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment_id=_experiment_id(tracking_uri, artifact_root))
@@ -80,6 +84,8 @@ def log_training(
         "algorithm": result.chosen,
         "roc_auc": f"{result.best.metrics['roc_auc']:.6f}",
     }
+    pipeline = with_input_coercion(result.best.model)
+    card = replace(card, trusted_types=tuple(_library_types(pipeline)))
     with mlflow.start_run(run_name=f"churn_model {window.model_snapshot}", tags=tags) as run:
         mlflow.log_params({**params, **{k: v for k, v in version_tags.items() if k != "roc_auc"}})
         mlflow.log_metrics(result.best.metrics)
@@ -99,20 +105,46 @@ def log_training(
                 table.to_csv(Path(folder) / f"{name}.csv", index=False)
             (Path(folder) / PROFILE_FILE).write_text(json.dumps(profile))
             mlflow.log_artifacts(folder)
-        probability = result.best.model.predict_proba(inputs_example)
-        info = mlflow.sklearn.log_model(
-            result.best.model,
+        info = _log_champion(pipeline, card, history_example, window.model_snapshot)
+    version = _register(client_for(tracking_uri), info.model_id, run.info.run_id, version_tags)
+    _remember(("model", tracking_uri, version), pipeline)
+    _remember(("profile", tracking_uri, run.info.run_id), json.loads(json.dumps(profile)))
+    return LoggedModel(run.info.run_id, run.info.experiment_id, version)
+
+
+def _log_champion(pipeline, card: ChampionCard, history_example: pd.DataFrame, snapshot: date):
+    """Log the pyfunc under the active run, with its signature and input example (the example's
+    customers scored as of ``snapshot``)."""
+    import mlflow
+    import skops.io
+
+    example_params = {"as_of": snapshot.isoformat()}
+    output = score_history(pipeline, card, history_example, snapshot)
+    with tempfile.TemporaryDirectory() as folder:
+        skops.io.dump(pipeline, Path(folder) / PIPELINE_FILE)
+        (Path(folder) / CARD_FILE).write_text(card.to_json())
+        return mlflow.pyfunc.log_model(
             name="model",
-            signature=infer_signature(inputs_example, probability),
-            input_example=inputs_example,
-            skops_trusted_types=_library_types(result.best.model),
+            python_model=str(Path(__file__).with_name("champion_model.py")),
+            artifacts={"pipeline": str(Path(folder) / PIPELINE_FILE), "card": str(Path(folder) / CARD_FILE)},
+            signature=champion_signature(output),
+            input_example=(history_example, example_params),
             # Named, not inferred: inference imports the model in a subprocess, ~10 s per run.
             pip_requirements=_requirements(),
         )
-    version = _register(client_for(tracking_uri), info.model_id, run.info.run_id, version_tags)
-    _remember(("model", tracking_uri, version), result.best.model)
-    _remember(("profile", tracking_uri, run.info.run_id), json.loads(json.dumps(profile)))
-    return LoggedModel(run.info.run_id, run.info.experiment_id, version)
+
+
+def champion_signature(output_example: pd.DataFrame):
+    """Raw history in, as landed (any type per column, like a landed file's text); the scores out;
+    ``as_of`` (default: today) and ``actions`` (default: the catalogue at training) as parameters."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
+
+    inputs = Schema([
+        ColSpec(AnyType(), name, required=name == "customer_id") for name in HISTORY_COLUMNS
+    ])
+    params = ParamSchema([ParamSpec("as_of", "string", ""), ParamSpec("actions", "string", "")])
+    return ModelSignature(inputs=inputs, outputs=infer_signature(output_example).inputs, params=params)
 
 
 def _register(client: MlflowClient, model_id: str, run_id: str, tags: dict[str, str]) -> str:
@@ -147,10 +179,12 @@ def _experiment_id(tracking_uri: str, artifact_root: Path) -> str:
 
 
 def _requirements() -> list[str]:
-    """The packages a loaded model needs, at the versions it was trained with."""
+    """The packages a loaded model needs, at the versions it was trained with: the project itself
+    (the pyfunc's code and its feature SQL) and what its pipeline holds."""
     from importlib.metadata import version
 
-    return [f"{name}=={version(name)}" for name in ("scikit-learn", "numpy", "pandas", "scipy", "skops")]
+    names = ("churn-assets", "scikit-learn", "numpy", "pandas", "scipy", "skops", "duckdb")
+    return [f"{name}=={version(name)}" for name in names]
 
 
 def _library_types(model) -> list[str]:
@@ -172,9 +206,10 @@ _LIBRARY_TYPES: dict[tuple[str, ...], list[str]] = {}
 
 
 def _structure(model) -> tuple[str, ...]:
-    """The classes of a fitted calibrated pipeline's steps: models of one structure hold the same types."""
-    pipeline = model.calibrated_classifiers_[0].estimator.estimator
-    return (type(model).__name__, *(type(step).__qualname__ for _, step in pipeline.steps))
+    """The classes of a stored pipeline's fitted steps: models of one structure hold the same types."""
+    calibrated = model.named_steps["model"]
+    pipeline = calibrated.calibrated_classifiers_[0].estimator.estimator
+    return (type(calibrated).__name__, *(type(step).__qualname__ for _, step in pipeline.steps))
 
 
 
@@ -286,14 +321,42 @@ def model_version(tracking_uri: str, version: str) -> ModelVersion:
 
 
 def load_model(tracking_uri: str, version: str):
-    """The fitted sklearn model of a registered version."""
+    """The fitted sklearn pipeline of a registered version (it takes feature rows)."""
     key = ("model", tracking_uri, str(version))
     if (model := _recalled(key)) is not None:
         return model
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
-    return _remember(key, mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{version}"))
+    uri = f"models:/{MODEL_NAME}/{version}"
+    if "sklearn" in mlflow.models.get_model_info(uri).flavors:  # registered before the pyfunc champion
+        return _remember(key, with_input_coercion(mlflow.sklearn.load_model(uri)))
+    return _remember(key, load_champion(tracking_uri, version).pipeline)
+
+
+def load_champion(tracking_uri: str, version: str):
+    """The ``ChurnChampion`` of a registered version, loaded as ``mlflow.pyfunc.load_model`` does.
+    Raises ``ScoringError`` for a version registered before models took raw history."""
+    key = ("champion", tracking_uri, str(version))
+    if (model := _recalled(key)) is not None:
+        return model
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from churn_assets.core.raw_history import ScoringError
+
+    mlflow.set_tracking_uri(tracking_uri)
+    loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}")
+    try:
+        model = loaded.unwrap_python_model()
+    except MlflowException:  # a flavor's own pyfunc (the sklearn one of older versions)
+        model = None
+    if type(model).__name__ != "ChurnChampion":
+        raise ScoringError(
+            f"model version {version} takes computed features, not raw history (registered before "
+            "on-demand scoring): train a new version with `churn-assets run`"
+        )
+    return _remember(key, model)
 
 
 def load_profile(tracking_uri: str, model_version: ModelVersion) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pandera.pandas as pandera
 
-from churn_assets.core.explain import contributions, top_reasons
+from churn_assets.core.explain import scores_and_contributions, top_reasons
 from churn_assets.core.model import model_inputs, risk_segments
 
 PREDICTION_COLUMNS = (
@@ -21,8 +21,7 @@ def score_snapshot(
     if features.empty:
         return empty_predictions()
     inputs = model_inputs(features)
-    probability = model.predict_proba(inputs)[:, 1]
-    effects = contributions(lambda x: model.predict_proba(x)[:, 1], inputs, typical, base=probability)
+    probability, effects = scores_and_contributions(lambda x: model.predict_proba(x)[:, 1], inputs, typical)
     scored = pd.DataFrame({
         "snapshot_date": features["snapshot_date"].to_numpy(),
         "customer_id": features["customer_id"].to_numpy(),

@@ -12,6 +12,7 @@ from datetime import date
 import pandas as pd
 
 from churn_assets.core import registry
+from churn_assets.core.champion import ChampionCard
 from churn_assets.core.drift import drift_report, reference_profile
 from churn_assets.core.explain import REASON_FEATURES, typical_values
 from churn_assets.core.model import (
@@ -27,6 +28,8 @@ from churn_assets.core.model import (
     train_and_select,
     training_window,
 )
+from churn_assets.core.on_demand import warehouse_history
+from churn_assets.core.plan import actions_json
 from churn_assets.core.plots import evaluation_figures, png_bytes
 from churn_assets.core.scoring import score_snapshot
 from churn_assets.core.warehouse import query_frame, snapshot_dates
@@ -36,11 +39,16 @@ from churn_assets.core.warehouse import query_frame, snapshot_dates
 PROFILE_ROWS = 10_000
 
 
+# Customers whose raw history is the registered model's input example.
+EXAMPLE_CUSTOMERS = 2
+
+
 @dataclass
 class TrainingData:
     window: TrainingWindow
     train: pd.DataFrame
     validation: pd.DataFrame
+    history_example: pd.DataFrame  # raw history of a few validation customers
 
 
 @dataclass
@@ -68,7 +76,8 @@ def training_data(connection, settings, snapshot: date) -> TrainingData:
         connection, labelled_features_sql(window.train, max_rows=settings.max_training_rows, seed=settings.seed)
     )
     validation = query_frame(connection, labelled_features_sql((window.validation,)))
-    return TrainingData(window, train, validation)
+    example = warehouse_history(connection, validation["customer_id"].head(EXAMPLE_CUSTOMERS).tolist())
+    return TrainingData(window, train, validation, example)
 
 
 def train_and_register(settings, data: TrainingData, tags: dict[str, str], plots: bool = True) -> TrainedModel:
@@ -90,11 +99,13 @@ def train_and_register(settings, data: TrainingData, tags: dict[str, str], plots
     } if plots else {}
     profiled = x_train.sample(min(len(x_train), PROFILE_ROWS), random_state=settings.seed)
     metrics = metrics_table(result)
+    typical = typical_values(x_train, list(importance_by_feature(importance).index[:REASON_FEATURES]))
     logged = registry.log_training(
         settings.mlflow_tracking_uri,
         settings.mlflow_artifact_root,
         result,
-        inputs_example=x_train.head(5),
+        card=champion_card(settings, data.window.model_snapshot, typical),
+        history_example=data.history_example,
         params={
             "horizon_days": settings.churn_horizon_days,
             "training_months": settings.training_months,
@@ -109,7 +120,7 @@ def train_and_register(settings, data: TrainingData, tags: dict[str, str], plots
         tags=tags,
         figures=figures,
         profile={
-            "typical": typical_values(x_train, list(importance_by_feature(importance).index[:REASON_FEATURES])),
+            "typical": typical,
             "drift": reference_profile(profiled, result.best.model.predict_proba(profiled)[:, 1]),
         },
         tables={
@@ -123,6 +134,16 @@ def train_and_register(settings, data: TrainingData, tags: dict[str, str], plots
         result.validation_churned, x_valid, settings.champion_tolerance,
     )
     return TrainedModel(result, logged, decision, gate_metadata, figures, metrics)
+
+
+def champion_card(settings, snapshot: date, typical: dict) -> ChampionCard:
+    """What a registered model scores raw history with (its trusted types come at logging)."""
+    rules = settings.timestamp_rules
+    return ChampionCard(
+        model_snapshot=snapshot.isoformat(), typical=typical, risk_cutoffs=settings.risk_cutoff_pair,
+        max_abs_amount=settings.max_abs_amount, timestamp_formats=rules.formats, timezone=rules.timezone,
+        value_days=settings.value_horizon_days, actions=actions_json(settings.action_catalogue), trusted_types=(),
+    )
 
 
 def snapshot_features_sql(snapshot: str) -> str:

@@ -42,7 +42,7 @@ def named_failure(context: dg.AssetExecutionContext):
         raise
     except Exception as exc:
         if caused_by_environment(exc):
-            context.instance.add_run_tags(context.run_id, {RETRY_TAG: root_cause(exc)[:200]})
+            context.instance.add_run_tags(context.run.run_id, {RETRY_TAG: root_cause(exc)[:200]})
         raise dg.Failure(
             description=f"{_where(context)}: {root_cause(exc)}",
             metadata={"traceback": dg.MetadataValue.text("".join(traceback.format_exception(exc)))},
