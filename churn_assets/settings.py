@@ -111,7 +111,7 @@ class Settings:
     )
     budget: float = _setting(10_000.0, "CHURN_BUDGET", "Retention budget per snapshot, in the currency of amounts.")
     control_share: float = _setting(
-        0.1, "CHURN_CONTROL_SHARE", "Share of eligible customers per risk segment held out as a control group."
+        0.1, "CHURN_CONTROL_SHARE", "Share of the customers the plan selects, per risk segment and action, held out as a control group."
     )
     actions: str = _setting(
         "", "CHURN_ACTIONS",

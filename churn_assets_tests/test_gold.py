@@ -35,9 +35,11 @@ def test_value_error_and_rank_correlation():
 
 def test_plan_rows_carry_priority_control_and_reason():
     options = action_options(CUSTOMERS, DEFAULT_ACTIONS)
-    control = np.array([False, False, False, True])
-    solution = solve_plan(options, budget=100.0, excluded=control)
+    solution = solve_plan(options, budget=100.0)
+    control = (solution.choice >= 0) & (CUSTOMERS["customer_id"] == "d").to_numpy()  # d held out of the plan
+    assert control.any()
     frame = retention_actions_schema().validate(retention_actions_frame(CUSTOMERS, options, solution.choice, control))
+    assert len(frame) == int((solution.choice >= 0).sum())  # every selected customer, treated or held out
     acted = frame[~frame["is_control"]]
     assert acted["priority"].tolist() == list(range(1, len(acted) + 1))
     assert acted["expected_net_value"].is_monotonic_decreasing and (acted["expected_net_value"] > 0).all()
@@ -46,7 +48,23 @@ def test_plan_rows_carry_priority_control_and_reason():
     assert (first["customer_id"], first["action"], first["cost"], first["expected_saved_revenue"]) == ("a", "discount_voucher", 7.0, 54.0)
     assert first["reason"] == "90% churn risk x 30% effect x 200 value - 7.00 cost"
     (held,) = frame[frame["is_control"]].itertuples()
-    assert (held.customer_id, held.action, held.cost, pd.isna(held.priority)) == ("d", "no_action", 0.0, True)
+    would = DEFAULT_ACTIONS[solution.choice[3]].name
+    assert (held.customer_id, held.action, held.cost, held.expected_net_value, pd.isna(held.priority)) == ("d", would, 0.0, 0.0, True)
+    assert held.reason.startswith("control group, held out at random; would get: 70% churn risk")
+
+
+def test_the_control_group_comes_from_the_customers_the_plan_selected():
+    many = pd.concat(
+        [CUSTOMERS.assign(customer_id=CUSTOMERS["customer_id"] + str(k)) for k in range(25)], ignore_index=True
+    )
+    outcome = plan_with_baselines(many, Settings(budget=1000.0, control_share=0.2, seed=1))
+    selected = outcome.solution.choice >= 0
+    assert outcome.control.any() and not (outcome.control & ~selected).any()
+    treated = outcome.choices["optimised plan"]
+    assert ((treated >= 0) == (selected & ~outcome.control)).all()
+    assert outcome.comparison.loc["optimised plan", "spend"] < outcome.solution.spend  # controls cost nothing
+    assert set(outcome.power.columns) >= {"selected", "controls", "share_for_80pct_power", "detectable_effect", "net_value_forgone"}
+    assert outcome.power["controls"].sum() == outcome.control.sum()
 
 
 def test_baselines_are_compared_at_the_plans_spend():

@@ -296,6 +296,16 @@ def test_gold_plan_value_and_summary_for_every_scored_month(trained):
     assert (spend <= settings.budget + 1e-6).all() and (spend > 0).all()
     assert (plans["worst"].dropna() >= 0).all()  # never spend on negative net value (rounded to cents)
     assert plans.groupby("s")["controls"].sum().gt(0).all()
+    # controls come from the selected customers and keep the action they would have had, at no cost
+    held = query(settings, "select count(*) filter (where action = 'no_action' or cost <> 0) as odd, count(*) as n "
+                           "from gold.retention_actions where is_control")
+    assert held["n"][0] > 0 and held["odd"][0] == 0
+    plan_record = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["gold", "retention_actions"]), asset_partitions=["2025-01-01"]),
+        limit=1,
+    ).records[0].asset_materialization.metadata
+    assert "share_for_80pct_power" in plan_record["holdout_power"].value
+    assert plan_record["spend"].value < plan_record["selected_spend"].value <= settings.budget + 1e-6
 
     record = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(["gold", "customer_value"]), asset_partitions=["2025-01-01"]),

@@ -13,6 +13,7 @@ from churn_assets.core.plan import (
     action_options,
     actions_json,
     control_group,
+    hold_out,
     highest_risk_first,
     parse_actions,
     rule_policy,
@@ -117,6 +118,26 @@ def test_control_group_is_seeded_and_stratified():
     assert control[:1000].sum() == 100 and control[1000:1600].sum() == 60 and control[1600:].sum() == 40
     assert (control == control_group(ids, segments, share=0.1, seed=7)).all()
     assert (control != control_group(ids, segments, share=0.1, seed=8)).any()
+
+
+def test_hold_out_draws_within_each_risk_segment_and_action_of_the_selected_customers_only():
+    n = 1200
+    customers = pd.DataFrame({
+        "customer_id": [f"c{i}" for i in range(n)],
+        "risk_segment": ["High"] * 600 + ["Medium"] * 600,
+    })
+    options = action_options(pd.DataFrame({
+        "churn_probability": 0.5, "expected_value": 100.0, "avg_order_value": 20.0, "segment": "new",
+        "marketing_opt_in": True,
+    }, index=range(n)), DEFAULT_ACTIONS)
+    choice = np.tile([0, 1, -1], n // 3)  # voucher, email, nobody
+    control = hold_out(choice, customers, options, share=0.1, seed=3)
+    assert not control[choice < 0].any()
+    for segment in ("High", "Medium"):
+        mine = (customers["risk_segment"] == segment).to_numpy()
+        for action in (0, 1):
+            assert control[mine & (choice == action)].sum() == 20  # 10% of 200 in every stratum
+    assert (control == hold_out(choice, customers, options, share=0.1, seed=3)).all()
 
 
 def test_action_catalogue_round_trips_and_rejects_nonsense():

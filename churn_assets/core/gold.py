@@ -10,17 +10,17 @@ import pandas as pd
 import pandera.pandas as pandera
 
 from churn_assets.core.plan import (
-    NO_ACTION,
     Options,
     PlanSolution,
     action_options,
-    control_group,
+    hold_out,
     highest_risk_first,
     rule_policy,
     solve_plan,
     totals,
     within_spend,
 )
+from churn_assets.core.holdout import holdout_power
 from churn_assets.core.plots import png_bytes, spend_curve_figure
 
 TEXT = pd.StringDtype("pyarrow")
@@ -35,7 +35,8 @@ class PlanOutcome:
     plan: pd.DataFrame
     curve_png: bytes
     solve_seconds: float
-    choices: dict[str, np.ndarray]  # action index per customer (-1: none) of each policy
+    choices: dict[str, np.ndarray]  # action index per customer (-1: none) of each policy; controls get none
+    power: pd.DataFrame  # per risk segment, see ``holdout_power``
 
 
 def plan_customers_sql(snapshot: str) -> str:
@@ -48,48 +49,52 @@ def plan_customers_sql(snapshot: str) -> str:
 
 
 def plan_with_baselines(customers: pd.DataFrame, settings, plot: bool = True) -> PlanOutcome:
-    """The optimised plan with its control group, and both baselines cut to the plan's spend;
+    """The optimised plan with its control group, and both baselines cut to the treated spend;
     with ``plot`` also the spend curve as PNG (else empty bytes).
+
+    The plan is solved first; the control group is then drawn from the customers it selected
+    (``hold_out``), so treated against control compares like with like. Controls keep the action
+    they would have received and cost nothing.
 
     ``customers``: customer_id, churn_probability, risk_segment, expected_value, segment,
     marketing_opt_in, avg_order_value, snapshot_date.
     """
     options = action_options(customers, settings.action_catalogue)
-    eligible = np.flatnonzero((options.net > 0).any(axis=1))
-    control = np.zeros(len(customers), dtype=bool)
-    control[eligible] = control_group(
-        customers["customer_id"].iloc[eligible], customers["risk_segment"].iloc[eligible],
-        settings.control_share, settings.seed,
-    )
     started = time.perf_counter()
-    solution = solve_plan(options, settings.budget, excluded=control)
+    solution = solve_plan(options, settings.budget)
     seconds = time.perf_counter() - started
+    control = hold_out(solution.choice, customers, options, settings.control_share, settings.seed)
+    treated = np.where(control, -1, solution.choice)
+    spend = totals(treated, options)["spend"]
     by_risk = np.argsort(-customers["churn_probability"].to_numpy(), kind="stable")
     by_risk = by_risk[~control[by_risk]]
-    rules = within_spend(rule_policy(customers, options), by_risk, options, solution.spend)
-    riskiest = within_spend(highest_risk_first(customers, options), by_risk, options, solution.spend)
-    choices = {"optimised plan": solution.choice, "rules (seed)": rules, "highest risk first": riskiest}
+    rules = within_spend(rule_policy(customers, options), by_risk, options, spend)
+    riskiest = within_spend(highest_risk_first(customers, options), by_risk, options, spend)
+    choices = {"optimised plan": treated, "rules (seed)": rules, "highest risk first": riskiest}
     comparison = pd.DataFrame({name: totals(choice, options) for name, choice in choices.items()}).T
     curve = png_bytes(spend_curve_figure(solution.curve, settings.budget, solution.spend, solution.net_value)) if plot else b""
     plan = retention_actions_frame(customers, options, solution.choice, control)
-    return PlanOutcome(solution, options, control, comparison, plan, curve, seconds, choices)
+    power = holdout_power(customers, options, solution.choice, control, settings.control_share)
+    return PlanOutcome(solution, options, control, comparison, plan, curve, seconds, choices, power)
 
 
 def retention_actions_frame(
     customers: pd.DataFrame, options: Options, choice: np.ndarray, control: np.ndarray
 ) -> pd.DataFrame:
-    """One row per customer acted on (priority 1 = most net value) and per control customer."""
-    acted = np.flatnonzero(choice >= 0)
-    held = np.flatnonzero(control)
-    rows = np.concatenate([acted, held])
-    j = np.concatenate([choice[acted], np.full(len(held), -1)])
-    names = np.array([a.name for a in options.actions] + [NO_ACTION], dtype=object)
-    cost = np.where(j >= 0, options.cost[rows, j], 0.0)
-    saved = np.where(j >= 0, options.saved[rows, j], 0.0)
+    """One row per customer the plan selected: treated (priority 1 = most net value) or held out
+    as a control, which keeps the action it would have received at no cost and no expected value."""
+    rows = np.flatnonzero(choice >= 0)
+    j = choice[rows]
+    held = control[rows]
+    names = np.array([a.name for a in options.actions], dtype=object)
+    cost = np.where(held, 0.0, options.cost[rows, j])
+    saved = np.where(held, 0.0, options.saved[rows, j])
     net = saved - cost
     p = customers["churn_probability"].to_numpy()[rows]
     value = customers["expected_value"].to_numpy()[rows]
-    effect = np.divide(saved, p * value, out=np.zeros_like(saved), where=(p * value) > 0)
+    would_save = options.saved[rows, j]
+    effect = np.divide(would_save, p * value, out=np.zeros_like(would_save), where=(p * value) > 0)
+    would_cost = options.cost[rows, j]
     frame = pd.DataFrame({
         "snapshot_date": customers["snapshot_date"].to_numpy()[rows],
         "customer_id": customers["customer_id"].to_numpy()[rows],
@@ -98,15 +103,16 @@ def retention_actions_frame(
         "expected_saved_revenue": saved.round(2),
         "expected_net_value": net.round(2),
         "priority": pd.array([pd.NA] * len(rows), dtype="Int64"),
-        "is_control": np.concatenate([np.zeros(len(acted), bool), np.ones(len(held), bool)]),
+        "is_control": held,
         "risk_segment": customers["risk_segment"].to_numpy()[rows],
         "reason": [
-            "control group: no action, to measure the campaign" if k < 0 else
+            f"{'control group, held out at random; would get: ' if h else ''}"
             f"{pr:.0%} churn risk x {e:.0%} effect x {v:,.0f} value - {c:,.2f} cost"
-            for k, pr, e, v, c in zip(j, p, effect, value, cost)
+            for h, pr, e, v, c in zip(held, p, effect, value, would_cost)
         ],
     })
-    order = np.argsort(-net[: len(acted)], kind="stable")
+    acted = np.flatnonzero(~held)
+    order = acted[np.argsort(-net[acted], kind="stable")]
     frame.loc[order, "priority"] = np.arange(1, len(acted) + 1)
     return frame.sort_values(["is_control", "priority", "customer_id"]).reset_index(drop=True)
 
@@ -136,7 +142,9 @@ def retention_actions_schema() -> pandera.DataFrameSchema:
             "expected_saved_revenue": pandera.Column(float),
             "expected_net_value": pandera.Column(float),
             "priority": pandera.Column("Int64", nullable=True, description="1 = most expected net value; null for controls"),
-            "is_control": pandera.Column(bool),
+            "is_control": pandera.Column(
+                bool, description="held out at random from the selected customers: keeps its action, not contacted"
+            ),
             "risk_segment": pandera.Column(TEXT),
             "reason": pandera.Column(TEXT),
         },

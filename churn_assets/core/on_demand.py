@@ -134,6 +134,10 @@ def _planned_action(connection, customer_id: str, as_of: date) -> str | None:
     if not table_exists(connection, "gold", "retention_actions"):
         return None
     found = connection.execute(
-        "select action from gold.retention_actions where snapshot_date = ? and customer_id = ?", [as_of, customer_id]
+        "select action, is_control from gold.retention_actions where snapshot_date = ? and customer_id = ?",
+        [as_of, customer_id],
     ).fetchall()
-    return found[0][0] if found else None
+    if not found:
+        return None
+    action, is_control = found[0]
+    return f"none: in the control group (would have had {action})" if is_control else action

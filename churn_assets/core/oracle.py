@@ -37,7 +37,9 @@ def compare_with_oracle(customers: pd.DataFrame, truth: pd.DataFrame, settings) 
         raise ValueError(f"{int(known['drops'].isna().sum())} customers are missing from the truth file")
     truthful = known.assign(churn_probability=known["drops"], expected_value=known["true_value"])
     real = action_options(truthful, settings.action_catalogue)
-    oracle = solve_plan(real, settings.budget, excluded=outcome.control)
+    # the oracle spends what the plan spends on its treated customers, never on its controls
+    treated_spend = totals(outcome.choices["optimised plan"], outcome.options)["spend"]
+    oracle = solve_plan(real, treated_spend, excluded=outcome.control)
     rows = {}
     for name, choice in {**outcome.choices, "oracle (knows the truth)": oracle.choice}.items():
         expected = totals(choice, outcome.options)

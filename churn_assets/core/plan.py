@@ -218,7 +218,7 @@ def solve_exact(options: Options, budget: float) -> tuple[np.ndarray, float]:
 
 
 def control_group(customer_ids: pd.Series, segments: pd.Series, share: float, seed: int) -> np.ndarray:
-    """Seeded random ``share`` of customers within each risk segment (rounded per segment)."""
+    """Seeded random ``share`` of customers within each stratum of ``segments`` (rounded per stratum)."""
     keys = np.array([
         int.from_bytes(hashlib.sha256(f"{seed}:{c}".encode()).digest()[:8], "big") for c in customer_ids
     ], dtype=np.uint64)
@@ -227,6 +227,18 @@ def control_group(customer_ids: pd.Series, segments: pd.Series, share: float, se
         members = np.flatnonzero(segments.to_numpy() == segment)
         take = int(round(share * len(members)))
         control[members[np.argsort(keys[members], kind="stable")[:take]]] = True
+    return control
+
+
+def hold_out(choice: np.ndarray, customers: pd.DataFrame, options: Options, share: float, seed: int) -> np.ndarray:
+    """The control group: a seeded random ``share`` of the customers ``choice`` selects, within each
+    risk segment and action, so treated and control are the same population the plan targets."""
+    control = np.zeros(len(choice), dtype=bool)
+    selected = np.flatnonzero(choice >= 0)
+    if len(selected):
+        names = np.array([a.name for a in options.actions], dtype=object)[choice[selected]]
+        strata = pd.Series(customers["risk_segment"].to_numpy()[selected].astype(str) + " / " + names)
+        control[selected] = control_group(customers["customer_id"].iloc[selected], strata, share, seed)
     return control
 
 

@@ -133,7 +133,8 @@ def _plan_asset(settings: Settings) -> dg.AssetsDefinition:
     @dg.asset(
         description=(
             "The retention plan for snapshot S: at most one action per customer maximising expected net value "
-            "under the budget, plus a seeded control group that receives nothing."
+            "under the budget; a seeded share of the selected customers, per risk segment and action, is held "
+            "out as the control group (keeps its action, is not contacted)."
         ),
         deps=[CUSTOMER_VALUE, CUSTOMER_FEATURES],
         kinds={"duckdb", "pandas", "scipy"},
@@ -160,20 +161,33 @@ def _plan_asset(settings: Settings) -> dg.AssetsDefinition:
 
 def _plan_metadata(outcome, customers: pd.DataFrame, settings: Settings) -> dict:
     solution = outcome.solution
+    treated = outcome.comparison.loc["optimised plan"]
     return {
         "budget": settings.budget,
         "control_share": settings.control_share,
-        "spend": solution.spend,
-        "expected_net_value": solution.net_value,
+        "spend": float(treated["spend"]),
+        "expected_net_value": float(treated["expected_net_value"]),
+        "selected_spend": solution.spend,
+        "selected_expected_net_value": solution.net_value,
         "lp_bound": solution.lp_bound,
         "optimality_gap": solution.gap,
         "solve_seconds": outcome.solve_seconds,
         "customers_scored": len(customers),
-        "customers_acted_on": int((solution.choice >= 0).sum()),
+        "customers_selected": int((solution.choice >= 0).sum()),
+        "customers_acted_on": int(treated["customers"]),
         "control_customers": int(outcome.control.sum()),
         "policies_at_equal_spend": dg.MetadataValue.md(outcome.comparison.round(2).to_markdown()),
+        "holdout_power": dg.MetadataValue.md(
+            _with_words(outcome.power.astype(object)).to_markdown() if len(outcome.power)
+            else "no customer selected"
+        ),
         **({"spend_vs_expected_value": images({"spend curve": outcome.curve_png})} if outcome.curve_png else {}),
     }
+
+
+def _with_words(power: pd.DataFrame) -> pd.DataFrame:
+    """Missing figures of ``holdout_power`` in words: no split of the segment's customers reaches them."""
+    return power.where(power.notna(), "out of reach")
 
 
 def _summary_asset(settings: Settings) -> dg.AssetsDefinition:
