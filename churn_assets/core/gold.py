@@ -87,14 +87,13 @@ def retention_actions_frame(
     j = choice[rows]
     held = control[rows]
     names = np.array([a.name for a in options.actions], dtype=object)
-    cost = np.where(held, 0.0, options.cost[rows, j])
-    saved = np.where(held, 0.0, options.saved[rows, j])
+    would_cost, would_save = options.cost[rows, j], options.saved[rows, j]
+    cost = np.where(held, 0.0, would_cost)
+    saved = np.where(held, 0.0, would_save)
     net = saved - cost
     p = customers["churn_probability"].to_numpy()[rows]
     value = customers["expected_value"].to_numpy()[rows]
-    would_save = options.saved[rows, j]
     effect = np.divide(would_save, p * value, out=np.zeros_like(would_save), where=(p * value) > 0)
-    would_cost = options.cost[rows, j]
     frame = pd.DataFrame({
         "snapshot_date": customers["snapshot_date"].to_numpy()[rows],
         "customer_id": customers["customer_id"].to_numpy()[rows],

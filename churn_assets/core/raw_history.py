@@ -64,12 +64,12 @@ def split_history(history: pd.DataFrame) -> dict[str, pd.DataFrame]:
     names = (
         history[SOURCE_COLUMN].astype(object).where(history[SOURCE_COLUMN].notna(), TRANSACTIONS.name)
         if SOURCE_COLUMN in history.columns else pd.Series(TRANSACTIONS.name, index=history.index)
-    )
-    strange = sorted(set(names.astype(str)) - set(SOURCES))
+    ).astype(str)
+    strange = sorted(set(names) - set(SOURCES))
     if strange:
         raise ScoringError(f"source: unknown values {strange}; each row is one of {list(SOURCES)}")
     parts = {}
-    for name, rows in history.groupby(names.astype(str).to_numpy(), sort=False):
+    for name, rows in history.groupby(names.to_numpy(), sort=False):
         source = SOURCES[name]
         present = [c for c in source.columns if c in rows.columns and rows[c].notna().any()]
         missing = source.missing_columns(present)
@@ -111,7 +111,7 @@ def history_features(
             web_sessions="history_web_sessions" if "web_sessions" in parts else None,
             timestamps=timestamps,
         )).df()
-        _refuse_unscorable(cursor, features, as_of)
+        _refuse_unscorable(cursor, as_of)
     finally:
         cursor.close()
     return _typed(features.sort_values("customer_id", ignore_index=True))
@@ -153,7 +153,7 @@ def _refuse_bad_rows(cursor) -> None:
         raise ScoringError(f"{len(bad)} transactions row{'s' if len(bad) > 1 else ''} cannot be read: {shown}{more}")
 
 
-def _refuse_unscorable(cursor, features: pd.DataFrame, as_of: date) -> None:
+def _refuse_unscorable(cursor, as_of: date) -> None:
     """Every customer with orders must have one before ``as_of``."""
     late = cursor.execute(
         "select customer_id, min(order_first_ts) from classified where reason is null "
@@ -165,8 +165,6 @@ def _refuse_unscorable(cursor, features: pd.DataFrame, as_of: date) -> None:
             f"as_of {as_of.isoformat()}: no order before it for {len(late)} customer"
             f"{'s' if len(late) > 1 else ''} (first orders: {shown}); give a later as_of"
         )
-    if features.empty:
-        raise ScoringError("customer_id: no customer in the history has a valid order")
 
 
 def _typed(features: pd.DataFrame) -> pd.DataFrame:

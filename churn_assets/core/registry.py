@@ -22,7 +22,7 @@ from filelock import FileLock
 from sklearn.metrics import roc_auc_score
 
 from churn_assets.core.champion import CARD_FILE, PIPELINE_FILE, ChampionCard, score_history
-from churn_assets.core.model import GateDecision, TrainingResult, champion_decision, with_input_coercion
+from churn_assets.core.model import GateDecision, TrainingResult, champion_decision, fitted_pipeline, with_input_coercion
 from churn_assets.core.raw_history import HISTORY_COLUMNS
 
 if TYPE_CHECKING:
@@ -208,8 +208,7 @@ _LIBRARY_TYPES: dict[tuple[str, ...], list[str]] = {}
 def _structure(model) -> tuple[str, ...]:
     """The classes of a stored pipeline's fitted steps: models of one structure hold the same types."""
     calibrated = model.named_steps["model"]
-    pipeline = calibrated.calibrated_classifiers_[0].estimator.estimator
-    return (type(calibrated).__name__, *(type(step).__qualname__ for _, step in pipeline.steps))
+    return (type(calibrated).__name__, *(type(step).__qualname__ for _, step in fitted_pipeline(calibrated).steps))
 
 
 
