@@ -5,6 +5,7 @@ import json
 
 from churn_assets.core.landing import file_sha256
 from churn_assets.definitions import build_definitions
+from churn_assets.defs.ingestion import landing_ledger
 from churn_assets.settings import Settings
 from churn_assets_tests.conftest import backdate, fill_disk, land, query
 from churn_assets_tests.dagster_helpers import (
@@ -136,6 +137,9 @@ def test_a_file_still_being_written_waits_until_it_settles(settings, instance, d
     assert [r.partition_key for r in ingestion_requests(second)] == ["copying.csv"]
     assert launch(instance, definitions, second)["copying.csv"].success
     assert query(settings, "select count(*) n from bronze.transactions")["n"][0] == 2
+    # ingested as it is now: the ledger says so even inside a longer settle window
+    (entry,) = landing_ledger(instance, settings.landing_dir, settle_seconds=3600)
+    assert (entry.verdict.value, entry.rows) == ("ingested", 2)
 
 
 def test_the_sensor_retries_a_file_whose_run_failed_because_the_disk_was_full(small_disk, instance):

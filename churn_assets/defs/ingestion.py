@@ -168,11 +168,11 @@ def landing_ledger(instance: dg.DagsterInstance, landing_dir: Path, settle_secon
     readable = []
     for landed in files:
         known = ingested.get(landed.source, {}).get(landed.name)
-        if not settled(landed, now_ns, settle_seconds):
+        if known and (known.size_bytes, known.mtime_ns) == (landed.size, landed.mtime_ns):
+            entries.append(_ingested_entry(landed, known))  # unchanged since ingested, however recently
+        elif not settled(landed, now_ns, settle_seconds):
             reason = f"still being written: read once unchanged for {settle_seconds:g} s"
             entries.append(LedgerEntry(landed.file_id, FileVerdict.WAITING, reason, size_bytes=landed.size))
-        elif known and (known.size_bytes, known.mtime_ns) == (landed.size, landed.mtime_ns):
-            entries.append(_ingested_entry(landed, known))  # unchanged since ingested: no need to hash
         else:
             readable.append((landed, file_sha256(landed.path)))
     for decision in decide_ingestion(readable, _hashes(ingested)):
