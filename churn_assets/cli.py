@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--format", choices=("csv", "parquet"), default="csv")
     generate.add_argument(
         "--sources", type=_source_list, default=None,
-        help="comma list of the sources to write (default transactions,customers,web_sessions)",
+        help="comma list of the sources to write (default transactions,customers,web_sessions,campaign_contacts;"
+        " without campaign_contacts no campaign runs)",
     )
     generate.add_argument(
         "--cohort-weeks", type=_positive_int, default=None,
@@ -171,11 +172,20 @@ def _generate(args, settings: Settings) -> int:
             cohort_weeks=args.cohort_weeks,
             zero_amount_share=args.zero_amount_share,
             layout=args.layout,
+            campaign_control_share=_campaign_control_share(settings),
         )
     except ValueError as exc:
         raise ChurnError(str(exc)) from None
     _generate_into(settings, config, args.format, replace_truth=args.replace_truth)
     return 0
+
+
+def _campaign_control_share(settings: Settings) -> float:
+    """Generated campaigns hold out the control share plans use, so their read-outs test it; a
+    past campaign always had controls, even when plans are set to hold none out."""
+    from churn_assets.core.campaign_history import CampaignDesign
+
+    return settings.control_share or CampaignDesign.control_share
 
 
 def _generate_into(settings: Settings, config, file_format: str = "csv", replace_truth: bool = False) -> None:
@@ -200,7 +210,9 @@ def _generate_into(settings: Settings, config, file_format: str = "csv", replace
     truth = write_truth(sample, settings.truth_dir, replace=replace_truth)
     others = ", ".join(
         f"{len(frame):,} {name.replace('_', ' ')}"
-        for name, frame in (("customers", sample.customers), ("web_sessions", sample.web_sessions))
+        for name, frame in (
+            ("customers", sample.customers), ("web_sessions", sample.web_sessions), ("campaign_contacts", sample.campaign_contacts)
+        )
         if frame is not None
     )
     print(
@@ -242,6 +254,7 @@ def _run(args, settings: Settings) -> int:
                 start=settings.sample_start,
                 months=settings.sample_months,
                 seed=settings.seed,
+                campaign_control_share=_campaign_control_share(settings),
             ),
         )
         settle_seconds = 0.0  # written by this command, each file renamed into place complete

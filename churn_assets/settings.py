@@ -55,6 +55,9 @@ class Settings:
     web_sessions_column_map: str = _setting(
         "", "CHURN_WEB_SESSIONS_COLUMN_MAP", "Rename landed web-session columns, as above."
     )
+    campaign_contacts_column_map: str = _setting(
+        "", "CHURN_CAMPAIGN_CONTACTS_COLUMN_MAP", "Rename landed campaign-contact columns, as above."
+    )
     timestamp_formats: str = _setting(
         "", "CHURN_TIMESTAMP_FORMATS",
         "strptime formats for landed timestamps that are not ISO 8601, tried in order and separated "
@@ -149,7 +152,9 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{_env_name(name)} must be positive, got {getattr(self, name)}")
-        for source in ("transactions", "customers", "web_sessions"):
+        from churn_assets.core.sources import SOURCES
+
+        for source in SOURCES:
             self.column_map(source)  # fail at start-up, not in the middle of a run
         self.timestamp_format_list  # noqa: B018 - validates
         self.risk_cutoff_pair  # noqa: B018

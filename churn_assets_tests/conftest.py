@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from churn_assets.core.generate import SampleConfig, generate_sample, write_landing, write_truth
 from churn_assets.definitions import build_definitions
+from churn_assets.runner import run_pipeline
 from churn_assets.settings import Settings
 
 
@@ -46,6 +48,21 @@ def instance(tmp_path: Path):
 @pytest.fixture
 def definitions(settings: Settings) -> dg.Definitions:
     return build_definitions(settings)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """Twelve months of generated data run end to end once: snapshots 2024-06 .. 2025-01, with a
+    campaign each month from 2024-10 (only 2024-10's churn horizon is observed by the data's end)."""
+    home = tmp_path_factory.mktemp("ml")
+    settings = Settings(churn_home=home / "home", start_date=date(2024, 6, 1), max_training_rows=20_000)
+    sample = generate_sample(SampleConfig(customers=1500, months=12, seed=3, campaign_first_month=9))
+    write_landing(sample, settings.landing_dir)
+    write_truth(sample, settings.truth_dir)
+    with project_instance(home / "dagster") as instance:
+        report = run_pipeline(settings, instance=instance)
+        assert report.ok, report.failures
+        yield settings, instance, report
 
 
 def land(settings: Settings, source: str, name: str, content: str | bytes, age_seconds: float = 60) -> Path:

@@ -185,3 +185,61 @@ def test_a_second_sample_merges_into_the_truth_and_a_clash_is_refused(tmp_path):
     assert len(read_parquet(tmp_path / "customers_truth.parquet")) == 150  # untouched
     write_truth(clash, tmp_path, replace=True)
     assert len(read_parquet(tmp_path / "customers_truth.parquet")) == 10
+
+
+@pytest.fixture(scope="module")
+def campaigns():
+    return generate_sample(SampleConfig(customers=8000, months=18, seed=9, campaign_first_month=6, campaign_control_share=0.2))
+
+
+def test_campaigns_hold_out_the_control_share_of_each_action_among_active_customers(campaigns):
+    contacts = campaigns.campaign_contacts
+    assert sorted(contacts["campaign_id"].unique()) == [f"2024-{m:02d}-01" for m in range(7, 13)] + [
+        f"2025-{m:02d}-01" for m in range(1, 7)
+    ]
+    assert contacts["customer_id"].is_unique  # a customer is contacted at most once
+    for _, group in contacts.groupby(["campaign_id", "action"]):
+        assert group["is_control"].sum() == round(0.2 * len(group))
+    opted_in = campaigns.customers.set_index("customer_id")["marketing_opt_in"]
+    emailed = contacts.loc[contacts["action"] == "win_back_email", "customer_id"]
+    assert opted_in.loc[emailed].all()
+    snapshot = pd.to_datetime(contacts["campaign_id"])
+    assert ((contacts["contacted_at"] >= snapshot) & (contacts["contacted_at"] < snapshot + pd.Timedelta(days=3))).all()
+    # everyone contacted had ordered in the 180 days before the snapshot
+    orders = campaigns.transactions.merge(contacts.assign(snapshot=snapshot), on="customer_id")
+    recent = orders[(orders["order_ts"] < orders["snapshot"]) & (orders["order_ts"] >= orders["snapshot"] - pd.Timedelta(days=180))]
+    assert set(recent["customer_id"]) == set(contacts["customer_id"])
+
+
+def test_customers_respond_to_a_treated_contact_with_their_true_effect(campaigns):
+    truth = campaigns.truth.set_index("customer_id")
+    contacts = campaigns.campaign_contacts.set_index("customer_id")
+    assert (truth.loc[contacts.index, "contact_action"] == contacts["action"]).all()
+    moved = truth["dropout_ts"] != truth["untreated_dropout_ts"]
+    untouched = truth.index.difference(contacts.index[~contacts["is_control"]])
+    assert not moved.loc[untouched].any()  # controls and customers never contacted keep their dropout
+    treated = contacts.index[~contacts["is_control"]]
+    effect = pd.Series(
+        [truth.at[c, f"effect_{a}"] for c, a in zip(treated, contacts.loc[treated, "action"])], index=treated
+    )
+    later = truth.loc[treated, "dropout_ts"] > truth.loc[treated, "untreated_dropout_ts"]
+    earlier = truth.loc[treated, "dropout_ts"] < truth.loc[treated, "untreated_dropout_ts"]
+    assert later.any() and earlier.any()
+    assert (effect[later] > 0).all() and (effect[earlier] < 0).all()
+    # a vip given a voucher is more often put off than kept: a "sleeping dog"
+    assert (truth["effect_discount_voucher"][truth["segment"] == "vip"] < 0).all()
+    # no order after the dropout the response led to
+    merged = campaigns.transactions[campaigns.transactions["amount"] > 0].merge(truth["dropout_ts"].reset_index(), on="customer_id")
+    assert (merged["order_ts"] <= merged["dropout_ts"]).all()
+
+
+def test_campaign_contacts_land_monthly_and_only_when_asked_for(campaigns, tmp_path):
+    written = write_landing(campaigns, tmp_path)
+    files = sorted(p.name for p in written if p.parent.name == "campaign_contacts")
+    assert files[0] == "campaign_contacts_2024-07.csv" and len(files) == 12
+    landed = pd.read_csv(tmp_path / "campaign_contacts" / files[0], dtype=str)
+    assert list(landed.columns) == ["campaign_id", "customer_id", "action", "contacted_at", "is_control"]
+    plain = generate_sample(SampleConfig(customers=500, months=18, seed=9, campaign_first_month=6,
+                                         sources=("transactions", "customers", "web_sessions")))
+    assert plain.campaign_contacts is None
+    assert (plain.truth["dropout_ts"] == generate_sample(SampleConfig(customers=500, months=18, seed=9, campaign_first_month=None)).truth["dropout_ts"]).all()

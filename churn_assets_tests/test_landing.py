@@ -48,8 +48,8 @@ def test_scan_lists_supported_files_and_refuses_every_other_file_saying_what_to_
         "refused transactions/2024/05/d.csv: files in subfolders are not read; move it into landing/transactions/ under a unique name",
         "refused transactions/export.xlsx: .xlsx files are not read; save the sheet as CSV (UTF-8) and land that",
         "refused transactions/readme.txt: .txt files are not read; rename it to .csv if it is comma-separated",
-        "refused other/x.csv: not in a source folder; land it in one of landing/transactions/, landing/customers/, landing/web_sessions/",
-        "refused stray.csv: not in a source folder; land it in one of landing/transactions/, landing/customers/, landing/web_sessions/",
+        "refused other/x.csv: not in a source folder; land it in one of landing/transactions/, landing/customers/, landing/web_sessions/, landing/campaign_contacts/",
+        "refused stray.csv: not in a source folder; land it in one of landing/transactions/, landing/customers/, landing/web_sessions/, landing/campaign_contacts/",
     ]
 
 

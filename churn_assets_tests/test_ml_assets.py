@@ -19,29 +19,12 @@ from mlflow import MlflowClient
 
 from churn_assets.core import registry
 from churn_assets.cli import main as cli_main
-from churn_assets.core.generate import SampleConfig, generate_sample, write_landing, write_truth
 from churn_assets.core.on_demand import score_customers, warehouse_history
 from churn_assets.definitions import build_definitions
 from churn_assets.defs.ml import CHURN_MODEL
-from churn_assets.runner import run_pipeline
-from churn_assets.settings import Settings
-from churn_assets_tests.conftest import project_instance, query
+from churn_assets_tests.conftest import query
 from churn_assets_tests.dagster_helpers import QUIET
 from churn_assets_tests.live import free_port, wait_for
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Twelve months of generated data run end to end once: snapshots 2024-06 .. 2025-01."""
-    home = tmp_path_factory.mktemp("ml")
-    settings = Settings(churn_home=home / "home", start_date=date(2024, 6, 1), max_training_rows=20_000)
-    sample = generate_sample(SampleConfig(customers=1500, months=12, seed=3))
-    write_landing(sample, settings.landing_dir)
-    write_truth(sample, settings.truth_dir)
-    with project_instance(home / "dagster") as instance:
-        report = run_pipeline(settings, instance=instance)
-        assert report.ok, report.failures
-        yield settings, instance, report
 
 
 def _model_metadata(instance, partition):

@@ -2,9 +2,10 @@
 
 Each customer joins at some time, buys as a Poisson process at their own rate (seasonal, and
 slowing in the weeks before they leave), spends around their own level (gamma-gamma), and stops
-buying at an unobserved dropout time. Web sessions fade before dropout. The truth (dropout time,
-rate, spend level) is returned separately so evaluation can score decisions against it; the
-pipeline never reads it.
+buying at an unobserved dropout time. Web sessions fade before dropout. Past randomised retention
+campaigns contact some customers each month, who respond with their own true effect
+(``campaign_history.py``). The truth (dropout time, rate, spend level, true effects, contacts) is
+returned separately so evaluation can score decisions against it; the pipeline never reads it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from churn_assets.core.campaign_history import ACTIONS, CampaignDesign, run_campaigns, snapshot_days, true_effects
 from churn_assets.core.errors import ChurnError
 from churn_assets.core.parquet import read_parquet
 
@@ -43,7 +45,8 @@ TRANSACTION_COLUMNS = (
 ORDER_LINE_COLUMNS = (
     "order_id", "customer_id", "order_ts", "quantity", "unit_price", "product_category", "channel"
 )
-SOURCE_NAMES = ("transactions", "customers", "web_sessions")
+SOURCE_NAMES = ("transactions", "customers", "web_sessions", "campaign_contacts")
+CONTACT_COLUMNS = ("campaign_id", "customer_id", "action", "contacted_at", "is_control")
 FIRST_CUSTOMER_ID = 100_001
 TRUTH_FILE = "customers_truth.parquet"
 LAYOUTS = ("orders", "order_lines")
@@ -61,7 +64,9 @@ DEFECTS = (
 class SampleConfig:
     """What to generate. ``sources`` are the files written (the truth always covers everyone);
     ``cohort_weeks`` puts every first purchase in the first N weeks; ``zero_amount_share`` of
-    orders have amount 0; ``layout`` writes one row per order or per invoice line."""
+    orders have amount 0; ``layout`` writes one row per order or per invoice line. Campaigns run
+    monthly from month ``campaign_first_month`` (None: never) when ``campaign_contacts`` is among
+    the sources, holding out ``campaign_control_share`` of each action."""
 
     customers: int = 20_000
     start: date = date(2024, 1, 1)
@@ -73,6 +78,8 @@ class SampleConfig:
     cohort_weeks: int | None = None
     zero_amount_share: float = 0.0
     layout: str = "orders"
+    campaign_first_month: int | None = 10
+    campaign_control_share: float = 0.1
 
     def __post_init__(self) -> None:
         if self.customers <= 0 or self.months <= 0:
@@ -90,6 +97,10 @@ class SampleConfig:
             raise ValueError(f"cohort weeks must be at least 1 and fit in the generated months, got {self.cohort_weeks}")
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {self.layout!r}")
+        if not 0.0 < self.campaign_control_share < 1.0:
+            raise ValueError(f"campaign control share must be in (0, 1), got {self.campaign_control_share}")
+        if self.campaign_first_month is not None and self.campaign_first_month < 1:
+            raise ValueError(f"the first campaign month must be at least 1, got {self.campaign_first_month}")
         if self.layout == "order_lines" and self.dirty_share:
             raise ValueError("defects are injected into the orders layout only; use --dirty-share 0 with order lines")
 
@@ -108,6 +119,7 @@ class SampleData:
     truth: pd.DataFrame
     bad_header_file: pd.DataFrame | None = None
     first_customer_id: int = FIRST_CUSTOMER_ID
+    campaign_contacts: pd.DataFrame | None = None
 
 
 def generate_sample(config: SampleConfig) -> SampleData:
@@ -119,12 +131,18 @@ def generate_sample(config: SampleConfig) -> SampleData:
     # In a cohort study a customer enters the data with their first purchase.
     first_order_share = 0.9 if config.cohort_weeks is None else 1.0
     orders = _draw_orders(rng, people, start, horizon_days, config.zero_amount_share, first_order_share)
+    contacts = None
+    if "campaign_contacts" in config.sources and config.campaign_first_month is not None:
+        people, orders, contacts = _with_campaigns(config, people, orders, start, horizon_days)
     refunds = _draw_refunds(rng, orders, start, horizon_days)
     rows = _number_orders(pd.concat([orders, refunds], ignore_index=True), config.first_customer_id)
     first_id = config.first_customer_id
     transactions = transactions_table(rows, start, first_id)
     sessions = _draw_sessions(rng, people, start, horizon_days, first_id)
     customers, truth = _customer_tables(people, start, first_id)
+    if contacts is not None:
+        truth = _with_campaign_truth(truth, people, contacts, start)
+        contacts = contacts_table(contacts, start, first_id)
     bad_header = None
     if config.dirty_share > 0:
         transactions = inject_defects(transactions, rng, config.dirty_share)
@@ -138,7 +156,65 @@ def generate_sample(config: SampleConfig) -> SampleData:
         truth,
         bad_header,
         first_id,
+        contacts,
     )
+
+
+def _with_campaigns(config: SampleConfig, people, orders: pd.DataFrame, start, horizon_days):
+    """People with their dropout after the campaigns' contacts, their orders redrawn from the
+    contact on where that changed, and the contacts. A separate seeded stream, so the draws of
+    everything else do not depend on the campaigns."""
+    rng = np.random.default_rng([config.seed, 1])
+    design = CampaignDesign(config.campaign_first_month, control_share=config.campaign_control_share)
+    effects = true_effects(rng, people["segment"], people["opt_in"])
+    days = [day for _, day in snapshot_days(start, config.months, config.campaign_first_month)]
+    owner, t = orders["customer_index"].to_numpy(), orders["t"].to_numpy()
+    campaigns = run_campaigns(rng, owner, t, people["dropout"], people["opt_in"], effects, days, design)
+    changed = np.flatnonzero(campaigns.dropout != people["dropout"])
+    contact_day = np.full(people["dropout"].size, np.inf)
+    contact_day[campaigns.contacts["customer_index"].to_numpy()] = campaigns.contacts["contacted_day"].to_numpy()
+    tail_people = {name: values[changed] for name, values in people.items()}
+    tail_people["signup"], tail_people["dropout"] = contact_day[changed], campaigns.dropout[changed]
+    tail = _draw_orders(rng, tail_people, start, horizon_days, config.zero_amount_share, first_order_share=0.0)
+    tail["customer_index"] = changed[tail["customer_index"].to_numpy()]
+    redrawn = np.zeros(people["dropout"].size, dtype=bool)
+    redrawn[changed] = True
+    kept = orders[~redrawn[owner] | (t < contact_day[owner])]
+    people = {
+        **people, "dropout": campaigns.dropout, "untreated_dropout": people["dropout"],
+        **{f"effect_{a}": effects[a] for a in ACTIONS},
+    }
+    return people, pd.concat([kept, tail], ignore_index=True), campaigns.contacts
+
+
+def _with_campaign_truth(truth: pd.DataFrame, people, contacts: pd.DataFrame, start) -> pd.DataFrame:
+    """The truth with each customer's dropout had no campaign reached them, their true effect of
+    each action, and their contact (snapshot, action, control) if any."""
+    index = contacts["customer_index"].to_numpy()
+    snapshot = pd.Series(pd.NaT, index=truth.index, dtype="datetime64[s]")
+    snapshot.iloc[index] = _timestamps(start, contacts["snapshot_day"].to_numpy()).to_numpy()
+    action = pd.Series(None, index=truth.index, dtype=object)
+    action.iloc[index] = contacts["action"].to_numpy()
+    control = pd.Series(pd.NA, index=truth.index, dtype="boolean")
+    control.iloc[index] = contacts["is_control"].to_numpy()
+    return truth.assign(
+        untreated_dropout_ts=_timestamps(start, people["untreated_dropout"]),
+        **{f"effect_{a}": people[f"effect_{a}"] for a in ACTIONS},
+        campaign_snapshot=snapshot, contact_action=action, contact_is_control=control,
+    )
+
+
+def contacts_table(contacts: pd.DataFrame, start: pd.Timestamp, first_id: int) -> pd.DataFrame:
+    """The landed contact columns: the campaign id is its snapshot date, as plans name it."""
+    snapshot = _timestamps(start, contacts["snapshot_day"].to_numpy())
+    frame = pd.DataFrame({
+        "campaign_id": snapshot.dt.strftime("%Y-%m-%d"),
+        "customer_id": _customer_id(contacts["customer_index"].to_numpy(), first_id),
+        "action": contacts["action"].to_numpy(),
+        "contacted_at": _timestamps(start, contacts["contacted_day"].to_numpy()),
+        "is_control": contacts["is_control"].to_numpy(),
+    })
+    return frame.sort_values(["campaign_id", "customer_id"], ignore_index=True)
 
 
 def _draw_customers(
@@ -429,6 +505,9 @@ def write_landing(sample: SampleData, landing_dir: Path, file_format: str = "csv
         chunks["customers"] = (sample.customers, _month(sample.customers["signup_ts"]), None)
     if sample.web_sessions is not None:
         chunks["web_sessions"] = (sample.web_sessions, _month(sample.web_sessions["session_ts"]), None)
+    if sample.campaign_contacts is not None:
+        contacts = sample.campaign_contacts
+        chunks["campaign_contacts"] = (contacts, _month(pd.to_datetime(contacts["campaign_id"])), CONTACT_COLUMNS)
     written = []
     # A later sample in the same home names its files after its first customer id, so it never
     # overwrites an earlier sample's file of the same month.
@@ -470,8 +549,9 @@ def merged_truth(truth_dir: Path, sample: SampleData) -> pd.DataFrame:
     existing = read_parquet(path)
     overlap = sample.truth.merge(existing, on="customer_id", suffixes=("", "_existing"))
     differs = np.zeros(len(overlap), dtype=bool)
-    for column in sample.truth.columns.drop("customer_id"):
-        differs |= ~(overlap[column] == overlap[f"{column}_existing"]).to_numpy()
+    for column in sample.truth.columns.intersection(existing.columns).drop("customer_id"):
+        new, old = overlap[column], overlap[f"{column}_existing"]
+        differs |= ~((new == old).fillna(False) | (new.isna() & old.isna())).to_numpy(dtype=bool)
     if differs.any():
         ids = overlap.loc[differs, "customer_id"]
         raise TruthConflict(

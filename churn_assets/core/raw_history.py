@@ -17,11 +17,11 @@ from churn_assets.core.bronze import column_as_text
 from churn_assets.core.errors import ChurnError
 from churn_assets.core.features import COUNT_FEATURES, FEATURE_COLUMNS, customer_features_sql
 from churn_assets.core.silver import classified_rows_sql, silver_transactions_sql
-from churn_assets.core.sources import SOURCES, TRANSACTIONS, Source, TimestampRules
+from churn_assets.core.sources import HISTORY_SOURCES, TRANSACTIONS, Source, TimestampRules
 
 SOURCE_COLUMN = "source"
 # Every column a history row may carry: which source the row is, then each source's columns.
-HISTORY_COLUMNS = (SOURCE_COLUMN, *dict.fromkeys(c for s in SOURCES.values() for c in s.columns))
+HISTORY_COLUMNS = (SOURCE_COLUMN, *dict.fromkeys(c for s in HISTORY_SOURCES.values() for c in s.columns))
 # Silver drops an exact repeat of an order as the warehouse does; every other reason is the caller's to fix.
 _TOLERATED = ("exact_duplicate",)
 _SHOWN_PROBLEMS = 5
@@ -65,12 +65,12 @@ def split_history(history: pd.DataFrame) -> dict[str, pd.DataFrame]:
         history[SOURCE_COLUMN].astype(object).where(history[SOURCE_COLUMN].notna(), TRANSACTIONS.name)
         if SOURCE_COLUMN in history.columns else pd.Series(TRANSACTIONS.name, index=history.index)
     ).astype(str)
-    strange = sorted(set(names) - set(SOURCES))
+    strange = sorted(set(names) - set(HISTORY_SOURCES))
     if strange:
-        raise ScoringError(f"source: unknown values {strange}; each row is one of {list(SOURCES)}")
+        raise ScoringError(f"source: unknown values {strange}; each row is one of {list(HISTORY_SOURCES)}")
     parts = {}
     for name, rows in history.groupby(names.to_numpy(), sort=False):
-        source = SOURCES[name]
+        source = HISTORY_SOURCES[name]
         present = [c for c in source.columns if c in rows.columns and rows[c].notna().any()]
         missing = source.missing_columns(present)
         if missing:
@@ -99,7 +99,7 @@ def history_features(
         now = pd.Timestamp.now(tz="UTC").tz_localize(None)
         for name, rows in parts.items():
             cursor.register(f"landed_{name}", _as_text(rows))
-            cursor.execute(f"create temp view history_{name} as {_bronze_sql(SOURCES[name], list(rows.columns), now)}")
+            cursor.execute(f"create temp view history_{name} as {_bronze_sql(HISTORY_SOURCES[name], list(rows.columns), now)}")
         cursor.execute(
             "create temp table classified as "
             + classified_rows_sql("history_transactions", max_abs_amount, timestamps)

@@ -298,16 +298,21 @@ def silver_transactions_schema() -> pandera.DataFrameSchema:
 
 
 def quarantine_schema() -> pandera.DataFrameSchema:
+    return quarantine_schema_for("silver_quarantine", QUARANTINE_REASONS, QUARANTINE_COLUMNS[4:])
+
+
+def quarantine_schema_for(name: str, reasons: tuple[str, ...], landed_columns: tuple[str, ...]) -> pandera.DataFrameSchema:
+    """A quarantine's schema: the row's lineage, its reason (one of ``reasons``) and its landed values."""
     text = pd.StringDtype("pyarrow")
     return pandera.DataFrameSchema(
         {
             "_source_file": pandera.Column(text),
             "_row_number": pandera.Column("int64", pandera.Check.ge(1)),
             "_file_sha256": pandera.Column(text),
-            "reason": pandera.Column(text, pandera.Check.isin(QUARANTINE_REASONS)),
-            **{c: pandera.Column(text, nullable=True, description="as landed") for c in QUARANTINE_COLUMNS[4:]},
+            "reason": pandera.Column(text, pandera.Check.isin(reasons)),
+            **{c: pandera.Column(text, nullable=True, description="as landed") for c in landed_columns},
         },
-        name="silver_quarantine",
+        name=name,
         strict=True,
         ordered=True,
         coerce=True,

@@ -55,8 +55,16 @@ CUSTOMERS = Source(
     optional=("signup_ts", "segment", "country", "loyalty_points", "marketing_opt_in"),
 )
 WEB_SESSIONS = Source("web_sessions", required=("customer_id", "session_ts"))
+# What a retention campaign executed: one row per customer contacted or held out as a control.
+CAMPAIGN_CONTACTS = Source(
+    "campaign_contacts",
+    required=("campaign_id", "customer_id", "action", "contacted_at", "is_control"),
+    optional=("cost",),
+)
 
-SOURCES: dict[str, Source] = {s.name: s for s in (TRANSACTIONS, CUSTOMERS, WEB_SESSIONS)}
+SOURCES: dict[str, Source] = {s.name: s for s in (TRANSACTIONS, CUSTOMERS, WEB_SESSIONS, CAMPAIGN_CONTACTS)}
+# The sources a customer's history is made of (what features and on-demand scoring read).
+HISTORY_SOURCES: dict[str, Source] = {s.name: s for s in (TRANSACTIONS, CUSTOMERS, WEB_SESSIONS)}
 FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
 

@@ -15,7 +15,7 @@ import warnings
 import dagster as dg
 
 from churn_assets.defs.keys import LANDING_LEDGER, SILVER_QUARANTINE, SILVER_TRANSACTIONS
-from churn_assets.defs.staleness import HasSnapshotData, SnapshotStale
+from churn_assets.defs.staleness import CampaignStale, HasSnapshotData, SnapshotStale
 
 _NOT_BUSY = ~dg.AutomationCondition.in_progress() & ~dg.AutomationCondition.any_deps_in_progress()
 _SILVER = dg.AssetSelection.assets(SILVER_TRANSACTIONS, SILVER_QUARANTINE)
@@ -41,6 +41,18 @@ def follow_upstream_months() -> dg.AutomationCondition:
     Silver reaches them only through the features' months, so it does not count here."""
     upstream_planned = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested()).ignore(_SILVER)
     return (HasSnapshotData() & (SnapshotStale() | upstream_planned) & _NOT_BUSY).with_label("follow_upstream_months")
+
+
+def follow_campaigns(horizon_days: int | None = None, needs: dg.AssetSelection | None = None) -> dg.AutomationCondition:
+    """A campaign's read-out (with ``horizon_days``: once its churn horizon is observed) or its
+    execution: when its contacts or an upstream month changed and every upstream month it
+    ``needs`` (default: all) exists, never on the tick that builds an upstream month."""
+    will_be_requested = dg.AutomationCondition.will_be_requested()
+    missing = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.missing() & ~will_be_requested)
+    upstream_planned = dg.AutomationCondition.any_deps_match(will_be_requested)
+    return (
+        CampaignStale(horizon_days) & ~(missing if needs is None else missing.allow(needs)) & ~upstream_planned & _NOT_BUSY
+    ).with_label("follow_campaigns")
 
 
 # Bronze is ingested by the landing sensor; its ledger follows every ingestion.

@@ -17,6 +17,10 @@ CHURN_PREDICTIONS = dg.AssetKey(["ml", "churn_predictions"])
 CUSTOMER_VALUE = dg.AssetKey(["gold", "customer_value"])
 RETENTION_ACTIONS = dg.AssetKey(["gold", "retention_actions"])
 RETENTION_SUMMARY = dg.AssetKey(["gold", "retention_summary"])
+CAMPAIGN_CONTACTS = dg.AssetKey(["silver", "campaign_contacts"])
+CONTACT_QUARANTINE = dg.AssetKey(["silver", "campaign_contacts_quarantine"])
+CAMPAIGN_OUTCOMES = dg.AssetKey(["gold", "campaign_outcomes"])
+CAMPAIGN_EXECUTION = dg.AssetKey(["gold", "campaign_execution"])
 
 # The blocking check that proves every bronze row is in silver or the quarantine.
 ROW_ACCOUNTING = dg.AssetCheckKey(SILVER_TRANSACTIONS, "row_accounting")

@@ -11,6 +11,7 @@ the same instance gives the same answer.
 
 from __future__ import annotations
 
+import json
 import weakref
 from datetime import date
 
@@ -25,12 +26,20 @@ from churn_assets.core.snapshot_inputs import (
     parse_state,
 )
 from churn_assets.defs.failures import RETRY_TAG
-from churn_assets.defs.keys import ROW_ACCOUNTING, SILVER_QUARANTINE, SILVER_TRANSACTIONS, bronze_key
+from churn_assets.defs.keys import (
+    CAMPAIGN_CONTACTS,
+    ROW_ACCOUNTING,
+    SILVER_QUARANTINE,
+    SILVER_TRANSACTIONS,
+    bronze_key,
+)
 
 DIGEST_KEY = "inputs_digest"
 # Metadata silver and the bronze file partitions record for the state.
 ORDER_MONTHS_KEY, FIRST_ORDER_KEY, DATA_THROUGH_KEY = "order_months", "first_order", "data_through"
 EARLIEST_KEY, SHA_KEY = "earliest_row_ts", "file_sha256"
+# Metadata silver.campaign_contacts records: the snapshots of the campaigns with a valid contact.
+CAMPAIGNS_KEY = "campaign_snapshots"
 
 
 def _text(metadata, name: str) -> str | None:
@@ -126,12 +135,12 @@ class SnapshotStale(dg.AutomationCondition):
         if not candidates.is_partitioned:
             stale = _unpartitioned_stale(context, instance)
             return dg.AutomationResult(context=context, true_subset=candidates if stale else context.get_empty_subset())
+        stale = {key for key in candidates.expensively_compute_partition_keys() if self._stale(context, instance, key)}
+        return dg.AutomationResult(context=context, true_subset=candidates.compute_intersection_with_partition_keys(stale))
+
+    def _stale(self, context: dg.AutomationContext, instance, key: str) -> bool:
         state = _tick_state(context)
-        stale = [
-            key for key in sorted(candidates.expensively_compute_partition_keys())
-            if self._in_scope(state, key) and _partition_stale(context, instance, state, key, self)
-        ]
-        return dg.AutomationResult(context=context, true_subset=candidates.compute_intersection_with_partition_keys(set(stale)))
+        return self._in_scope(state, key) and _partition_stale(context, instance, state, key, self)
 
     def _in_scope(self, state: DataState, key: str) -> bool:
         if self.reads == "labels":
@@ -247,3 +256,56 @@ def _partition_stale(context, instance, state: DataState, key: str, condition: S
     expected = inputs_digest(condition.reads, state, key, condition.horizon_days)
     recorded = _text(own.asset_materialization.metadata, DIGEST_KEY)
     return expected is not None and recorded != expected
+
+
+def campaign_snapshots(instance: dg.DagsterInstance) -> set[str]:
+    """The campaigns (snapshot YYYY-MM-DD) with a valid contact, as silver.campaign_contacts' newest build recorded them."""
+    record = latest_materializations(instance, CAMPAIGN_CONTACTS).get(None)
+    text = _text(record.asset_materialization.metadata, CAMPAIGNS_KEY) if record else None
+    return set(json.loads(text)) if text else set()
+
+
+class CampaignStale(SnapshotStale):
+    """True for the campaigns to measure: months with a valid contact (with ``horizon_days``:
+    only once the churn horizon after the snapshot is observed) that are missing, or older than
+    the contacts or an upstream partition. A failed attempt is retried once upstream changed."""
+
+    def __init__(self, horizon_days: int | None = None):
+        super().__init__("labels" if horizon_days else "none", horizon_days or 0)
+
+    @property
+    def name(self) -> str:
+        return f"campaign_stale(reads={self.reads})"
+
+    @property
+    def description(self) -> str:
+        return "A campaign month that is missing, or older than its contacts or upstream"
+
+    def _stale(self, context: dg.AutomationContext, instance, key: str) -> bool:
+        campaigns, contacts = _tick_campaigns(context)
+        if key not in campaigns or (self.reads == "labels" and not self._in_scope(_tick_state(context), key)):
+            return False
+        return _campaign_stale(context, instance, key, contacts)
+
+
+_campaigns: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _tick_campaigns(context: dg.AutomationContext) -> tuple[set[str], int]:
+    """The campaigns with contacts and the contacts' newest storage id, once per evaluation tick."""
+    view = context.asset_graph_view
+    if view not in _campaigns:
+        _campaigns[view] = (campaign_snapshots(view.instance), _latest_storage_id(view.instance, CAMPAIGN_CONTACTS) or 0)
+    return _campaigns[view]
+
+
+def _campaign_stale(context, instance, key: str, contacts: int) -> bool:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=context.key, asset_partitions=[key]), limit=1
+    ).records
+    own = records[0].storage_id if records else None
+    newest = max(contacts, _parents_newest(context, instance, key, partitioned_only=True))
+    failed = _failed_since(instance, context.key, key, own)
+    if failed is not None:
+        return newest > failed
+    return own is None or newest > own
