@@ -105,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--snapshot", type=date.fromisoformat, default=None, help="YYYY-MM-01 (default: the newest planned snapshot)"
     )
+    report.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     report.set_defaults(handler=_report)
 
     score = commands.add_parser(
@@ -297,45 +298,41 @@ def _score(args, settings: Settings) -> int:
 
 
 def _report(args, settings: Settings) -> int:
-    """The plan, both baselines and an oracle plan at the same budget, valued under the latent truth."""
+    """The plan with measured and with assumed effects, both baselines and an oracle plan at the
+    same spend, valued under the latent truth, and the learned effects beside the true ones."""
     from churn_assets.core.generate import TRUTH_FILE
-    from churn_assets.core.gold import plan_customers_sql
-    from churn_assets.core.oracle import compare_with_oracle, truth_at_snapshot
     from churn_assets.core.parquet import read_parquet
-    from churn_assets.core.warehouse import query_frame, table_exists
+    from churn_assets.core.report import plan_report
 
     truth_file = settings.truth_dir / TRUTH_FILE
     if not truth_file.exists():
         raise ChurnError(f"no latent truth at {truth_file}; the report needs data made by `churn-assets generate`")
     with read_only_warehouse(settings) as connection:
-        if not table_exists(connection, "gold", "customer_value"):
-            raise ChurnError("no plan yet; run `churn-assets run` first")
-        snapshot = args.snapshot.isoformat() if args.snapshot else str(
-            connection.execute("select max(snapshot_date) from gold.customer_value").fetchall()[0][0]
-        )[:10]
-        customers = query_frame(connection, plan_customers_sql(snapshot))
-    if customers.empty:
-        raise ChurnError(f"no scored customers for snapshot {snapshot}")
-    truth = truth_at_snapshot(
-        read_parquet(truth_file), date.fromisoformat(snapshot), settings.churn_horizon_days,
-        settings.value_horizon_days,
-    )
-    covered = customers["customer_id"].isin(truth["customer_id"])
-    missing = int((~covered).sum())
-    if missing and covered.mean() < 0.5:
-        raise ChurnError(
-            f"{missing:,} of {len(customers):,} customers of snapshot {snapshot} are not in {truth_file}: their "
-            "data was not generated into this home (landed by hand, or its truth replaced); generate into a fresh "
-            "home, or land only generated data"
+        report = plan_report(
+            connection, read_parquet(truth_file), settings, args.snapshot.isoformat() if args.snapshot else None
         )
-    table = compare_with_oracle(customers[covered].reset_index(drop=True), truth, settings)
-    print(f"Snapshot {snapshot}: {covered.sum():,} scored customers, budget {settings.budget:,.0f}, "
-          f"value horizon {settings.value_horizon_days} days")
-    if missing:
-        print(f"  note: {missing:,} customers are not in the truth file and are left out of this report "
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, default=str))
+        return 0
+    print(f"Snapshot {report.snapshot}: {report.customers:,} scored customers, budget {settings.budget:,.0f}, "
+          f"value horizon {settings.value_horizon_days} days; the plan's effects: {report.effect_source}")
+    if report.left_out:
+        print(f"  note: {report.left_out:,} customers are not in the truth file and are left out of this report "
               "(and of the plans it solves)")
-    print(table.round({"customers": 0, "spend": 0, "expected_net_value": 0, "realised_net_value": 0,
-                       "realised_saved_revenue": 0, "share_of_oracle": 3}).to_string())
+    for note in report.notes:
+        print(f"  note: {note}")
+    print("\nPolicies at equal treated spend, valued under the truth:")
+    print(report.policies.round({"customers": 0, "spend": 0, "expected_net_value": 0, "realised_net_value": 0,
+                                 "share_of_oracle": 3}).to_string())
+    if report.learned_over_assumed is not None:
+        print(f"  measured effects realise {report.learned_over_assumed:.2f}x the net value of assumed effects")
+    if len(report.coverage):
+        shown = report.coverage.drop(columns=["enough_controls"]).round(3)
+        coverage = report.effect_ci_coverage
+        held = f"their measured 95% interval holds the truth in {coverage:.0%}" if coverage is not None else "none to judge"
+        print(f"\nLearned effects against the true ones ({int(report.coverage['enough_controls'].sum())} cells with at "
+              f"least 30 controls; {held}):")
+        print(shown.to_string(index=False))
     return 0
 
 

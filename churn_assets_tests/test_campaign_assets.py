@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from churn_assets.definitions import build_definitions
-from churn_assets.defs.keys import CAMPAIGN_CONTACTS, CAMPAIGN_EXECUTION, CAMPAIGN_OUTCOMES
+from churn_assets.defs.keys import ACTION_EFFECTS, CAMPAIGN_CONTACTS, CAMPAIGN_EXECUTION, CAMPAIGN_OUTCOMES, RETENTION_ACTIONS
 from churn_assets.runner import run_pipeline
 from churn_assets_tests.conftest import project_instance, query
 from churn_assets_tests.dagster_helpers import QUIET, failure_message, materialize_file
@@ -44,6 +44,29 @@ def test_only_campaigns_whose_horizon_is_observed_are_read_out(trained):
     # every campaign with a plan for its snapshot has its execution measured
     plans = set(query(settings, "select distinct strftime(snapshot_date, '%Y-%m-%d') as s from gold.retention_actions")["s"])
     assert _partitions(instance, CAMPAIGN_EXECUTION) == plans & set(contacts["campaign"])
+
+
+def _metadata(instance, key: dg.AssetKey, partition: str) -> dict:
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
+    return records[0].asset_materialization.metadata
+
+
+def test_the_plan_learns_its_effects_from_the_matured_campaign(trained):
+    settings, instance, _ = trained
+    effects = query(settings, "select strftime(snapshot_date, '%Y-%m-%d') as s, * exclude (snapshot_date) from gold.action_effects")
+    # 2024-10-01's campaign matured by 2025-01-01 (its horizon ended 2024-12-30), by no earlier month
+    assert set(effects["s"]) == {"2025-01-01"}
+    assert "2024-12-01" in _partitions(instance, ACTION_EFFECTS)  # built, empty: nothing matured yet
+    contacts = query(settings, "select action, count(*) filter (where not is_control) as treated, count(*) filter (where is_control) "
+                               "as controls from silver.campaign_contacts where snapshot_date = '2024-10-01' group by 1")
+    learned = effects.groupby("action")[["treated", "controls"]].sum()
+    assert learned.loc[contacts["action"], "treated"].tolist() == contacts["treated"].tolist()
+    assert learned.loc[contacts["action"], "controls"].tolist() == contacts["controls"].tolist()
+    measured = effects[effects["measured_effect"].notna()]
+    assert len(measured) and ((measured["effect"] - measured["prior_effect"]).abs() < (measured["measured_effect"] - measured["prior_effect"]).abs() + 1e-12).all()
+    newest = _metadata(instance, RETENTION_ACTIONS, "2025-01-01")
+    assert newest["effect_source"].value.startswith("measured: ")
+    assert _metadata(instance, RETENTION_ACTIONS, "2024-12-01")["effect_source"].value.startswith("assumed: no campaign had matured")
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ def connection():
 
 
 def test_every_row_reaches_silver_or_the_quarantine_with_its_reason(connection):
-    contacts, quarantine = contacts_and_quarantine(connection, "bronze", "orders", ACTIONS)
+    contacts, quarantine, _ = contacts_and_quarantine(connection, "bronze", "orders", ACTIONS)
     contacts = silver_contacts_schema().validate(contacts)
     contact_quarantine_schema().validate(quarantine)
     reasons = {(f, r): reason for f, r, reason in quarantine[["_source_file", "_row_number", "reason"]].itertuples(index=False)}
@@ -72,7 +72,7 @@ def test_every_row_reaches_silver_or_the_quarantine_with_its_reason(connection):
 
 
 def test_valid_contacts_are_typed(connection):
-    contacts, _ = contacts_and_quarantine(connection, "bronze", "orders", ACTIONS)
+    contacts, _, _ = contacts_and_quarantine(connection, "bronze", "orders", ACTIONS)
     by_row = silver_contacts_schema().validate(contacts).set_index(["_source_file", "_row_number"])
     never_contacted = by_row.loc[("b.csv", 1)]
     assert never_contacted["customer_id"] == "1" and never_contacted["action"] == "win_back_email"
@@ -83,13 +83,13 @@ def test_valid_contacts_are_typed(connection):
 
 
 def test_quarantine_keeps_the_landed_values(connection):
-    _, quarantine = contacts_and_quarantine(connection, "bronze", "orders", ACTIONS)
+    _, quarantine, _ = contacts_and_quarantine(connection, "bronze", "orders", ACTIONS)
     row = quarantine[(quarantine["_source_file"] == "a.csv") & (quarantine["_row_number"] == 6)].iloc[0]
     assert (row["action"], row["contacted_at"], row["is_control"]) == ("sms", "2024-03-02", "true")
 
 
 def test_accounting_reconciles_and_shows_a_lost_row(connection):
-    contacts, quarantine = contacts_and_quarantine(connection, "bronze", "orders", ACTIONS)
+    contacts, quarantine, _ = contacts_and_quarantine(connection, "bronze", "orders", ACTIONS)
     connection.register("silver", contacts)
     connection.register("quarantine", quarantine)
     accounting = connection.execute(contact_accounting_sql("bronze", "silver", "quarantine")).df()
@@ -100,6 +100,15 @@ def test_accounting_reconciles_and_shows_a_lost_row(connection):
 
 
 def test_nothing_landed_gives_empty_tables(connection):
-    contacts, quarantine = contacts_and_quarantine(connection, empty_bronze_contacts_sql(), "orders", ACTIONS)
+    contacts, quarantine, _ = contacts_and_quarantine(connection, empty_bronze_contacts_sql(), "orders", ACTIONS)
     assert contacts.empty and quarantine.empty
     silver_contacts_schema().validate(contacts)
+
+
+def test_each_campaign_has_a_fingerprint_that_changes_with_its_contacts(connection):
+    _, _, before = contacts_and_quarantine(connection, "bronze", "orders", ACTIONS)
+    assert set(before) == {"2024-02-01", "2024-03-01", "2024-08-01"}
+    connection.execute("update bronze set action = 'discount_voucher' where _source_file = 'b.csv' and _row_number = 6")
+    _, _, after = contacts_and_quarantine(connection, "bronze", "orders", ACTIONS)
+    assert after["2024-08-01"] != before["2024-08-01"]
+    assert {k: v for k, v in after.items() if k != "2024-08-01"} == {k: v for k, v in before.items() if k != "2024-08-01"}

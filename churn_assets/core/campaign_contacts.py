@@ -112,14 +112,27 @@ def contact_quarantine_sql(classified: str) -> str:
 
 def contacts_and_quarantine(
     connection, bronze_table: str, transactions: str, actions: tuple[str, ...], timestamps: TimestampRules = TimestampRules()
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Silver contacts and their quarantine from one classifying pass over ``bronze_table``."""
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """Silver contacts, their quarantine and each campaign's fingerprint (``campaign_fingerprints_sql``)
+    from one classifying pass over ``bronze_table``."""
     classified = classified_contacts_sql(bronze_table, transactions, actions, timestamps)
     connection.execute(f"create or replace temp table classified_contacts as {classified}").fetchall()
+    fingerprints = connection.execute(campaign_fingerprints_sql(f"({silver_contacts_sql('classified_contacts')})")).fetchall()
     return (
         query_frame(connection, silver_contacts_sql("classified_contacts")),
         query_frame(connection, contact_quarantine_sql("classified_contacts")),
+        dict(fingerprints),
     )
+
+
+def campaign_fingerprints_sql(contacts: str) -> str:
+    """Per campaign (YYYY-MM-DD) of ``contacts`` (silver's columns): a fingerprint of its contacts
+    that changes when any of them does (an order-independent combination of row hashes)."""
+    return f"""
+        select strftime(snapshot_date, '%Y-%m-%d') as campaign,
+               bit_xor(hash(customer_id, action, contacted_at, is_control, cost))::varchar as fingerprint
+        from {contacts} group by 1 order by 1
+    """
 
 
 def contact_accounting_sql(bronze_table: str, silver_table: str, quarantine_table: str) -> str:

@@ -45,10 +45,12 @@ class CampaignDesign:
 @dataclass
 class Campaigns:
     """One row per contact (``customer_index``, ``snapshot_day``, ``contacted_day``, ``action``,
-    ``is_control``) and each customer's dropout day after responding."""
+    ``is_control``); each customer's dropout day after responding (``dropout``), and had every
+    contacted customer, controls too, been treated (``if_treated``: the controls' potential outcome)."""
 
     contacts: pd.DataFrame
     dropout: np.ndarray
+    if_treated: np.ndarray
 
 
 def true_effects(rng: np.random.Generator, segment: np.ndarray, opt_in: np.ndarray) -> dict[str, np.ndarray]:
@@ -86,7 +88,7 @@ def run_campaigns(
     once, so the orders of a customer not yet contacted are still those.
     """
     contacted = np.zeros(dropout.size, dtype=bool)
-    dropout = dropout.copy()
+    untreated, if_treated = dropout, dropout.copy()
     effect_of = np.stack([effects[a] for a in ACTIONS])  # action x customer
     frames = []
     for day in days:
@@ -98,18 +100,40 @@ def run_campaigns(
         action = _random_actions(rng, opt_in[chosen])
         control = _stratified_controls(rng, action, design.control_share)
         contacted_day = day + rng.uniform(0, _CONTACT_DAYS, chosen.size)
-        treated = ~control
-        dropout[chosen[treated]] = _respond(
-            rng, dropout[chosen[treated]], contacted_day[treated],
-            effect_of[action[treated], chosen[treated]], design,
-        )
+        if_treated[chosen] = _respond(rng, untreated[chosen], contacted_day, effect_of[action, chosen], design)
         frames.append(pd.DataFrame({
             "customer_index": chosen, "snapshot_day": day, "contacted_day": contacted_day,
             "action": np.asarray(ACTIONS)[action], "is_control": control,
         }))
     columns = {"customer_index": "int64", "snapshot_day": float, "contacted_day": float, "action": object, "is_control": bool}
     contacts = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
-    return Campaigns(contacts, dropout)
+    treated = contacts["customer_index"].to_numpy()[~contacts["is_control"].to_numpy(bool)]
+    dropout = untreated.copy()
+    dropout[treated] = if_treated[treated]
+    return Campaigns(contacts, dropout, if_treated)
+
+
+def potential_churn(
+    contacts: pd.DataFrame, orders: pd.DataFrame, tails: pd.DataFrame, moved: np.ndarray, horizon_days: int
+) -> pd.DataFrame:
+    """``contacts`` with ``churn_if_treated`` and ``churn_if_control``: whether the customer
+    would have placed no order in the churn horizon from the snapshot, treated or not.
+
+    ``orders`` (customer_index, t) are the orders drawn with no contact; ``tails`` those a
+    treatment would bring from the contact on for the customers it ``moved`` (index array),
+    whose orders from the contact on they replace (a customer it drives away may have none)."""
+    def ordered(rows: pd.DataFrame) -> pd.Series:
+        joined = rows.merge(contacts[["customer_index", "snapshot_day"]], on="customer_index")
+        inside = (joined["t"] >= joined["snapshot_day"]) & (joined["t"] < joined["snapshot_day"] + horizon_days)
+        return contacts["customer_index"].isin(joined.loc[inside, "customer_index"])
+
+    contacted = contacts[["customer_index", "contacted_day"]]
+    moved = contacts["customer_index"].isin(moved)
+    before = orders.merge(contacted, on="customer_index")
+    before = before[before["t"] < before["contacted_day"]][["customer_index", "t"]]
+    untreated = ordered(orders[["customer_index", "t"]])
+    treated = ordered(pd.concat([before, tails[["customer_index", "t"]]], ignore_index=True))
+    return contacts.assign(churn_if_control=~untreated, churn_if_treated=~np.where(moved, treated, untreated))
 
 
 def _random_actions(rng: np.random.Generator, opt_in: np.ndarray) -> np.ndarray:

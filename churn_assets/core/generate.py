@@ -19,7 +19,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from churn_assets.core.campaign_history import ACTIONS, CampaignDesign, run_campaigns, snapshot_days, true_effects
+from churn_assets.core.campaign_history import (
+    ACTIONS,
+    CampaignDesign,
+    potential_churn,
+    run_campaigns,
+    snapshot_days,
+    true_effects,
+)
 from churn_assets.core.errors import ChurnError
 from churn_assets.core.parquet import read_parquet
 
@@ -170,21 +177,24 @@ def _with_campaigns(config: SampleConfig, people, orders: pd.DataFrame, start, h
     days = [day for _, day in snapshot_days(start, config.months, config.campaign_first_month)]
     owner, t = orders["customer_index"].to_numpy(), orders["t"].to_numpy()
     campaigns = run_campaigns(rng, owner, t, people["dropout"], people["opt_in"], effects, days, design)
-    changed = np.flatnonzero(campaigns.dropout != people["dropout"])
+    # every contacted customer a treatment moves gets the orders it would bring, controls too, so
+    # the truth holds both potential outcomes; only the treated customers' land
+    moved = np.flatnonzero(campaigns.if_treated != people["dropout"])
     contact_day = np.full(people["dropout"].size, np.inf)
     contact_day[campaigns.contacts["customer_index"].to_numpy()] = campaigns.contacts["contacted_day"].to_numpy()
-    tail_people = {name: values[changed] for name, values in people.items()}
-    tail_people["signup"], tail_people["dropout"] = contact_day[changed], campaigns.dropout[changed]
-    tail = _draw_orders(rng, tail_people, start, horizon_days, config.zero_amount_share, first_order_share=0.0)
-    tail["customer_index"] = changed[tail["customer_index"].to_numpy()]
-    redrawn = np.zeros(people["dropout"].size, dtype=bool)
-    redrawn[changed] = True
+    tail_people = {name: values[moved] for name, values in people.items()}
+    tail_people["signup"], tail_people["dropout"] = contact_day[moved], campaigns.if_treated[moved]
+    tails = _draw_orders(rng, tail_people, start, horizon_days, config.zero_amount_share, first_order_share=0.0)
+    tails["customer_index"] = moved[tails["customer_index"].to_numpy()]
+    redrawn = campaigns.dropout != people["dropout"]
     kept = orders[~redrawn[owner] | (t < contact_day[owner])]
+    contacts = potential_churn(campaigns.contacts, orders, tails, moved, design.horizon_days)
     people = {
         **people, "dropout": campaigns.dropout, "untreated_dropout": people["dropout"],
         **{f"effect_{a}": effects[a] for a in ACTIONS},
     }
-    return people, pd.concat([kept, tail], ignore_index=True), campaigns.contacts
+    landed_tails = tails[redrawn[tails["customer_index"].to_numpy()]]
+    return people, pd.concat([kept, landed_tails], ignore_index=True), contacts
 
 
 def _with_campaign_truth(truth: pd.DataFrame, people, contacts: pd.DataFrame, start) -> pd.DataFrame:
@@ -195,12 +205,15 @@ def _with_campaign_truth(truth: pd.DataFrame, people, contacts: pd.DataFrame, st
     snapshot.iloc[index] = _timestamps(start, contacts["snapshot_day"].to_numpy()).to_numpy()
     action = pd.Series(None, index=truth.index, dtype=object)
     action.iloc[index] = contacts["action"].to_numpy()
-    control = pd.Series(pd.NA, index=truth.index, dtype="boolean")
-    control.iloc[index] = contacts["is_control"].to_numpy()
+    potential = {}
+    for name in ("is_control", "churn_if_treated", "churn_if_control"):
+        potential[name] = pd.Series(pd.NA, index=truth.index, dtype="boolean")
+        potential[name].iloc[index] = contacts[name].to_numpy()
     return truth.assign(
         untreated_dropout_ts=_timestamps(start, people["untreated_dropout"]),
         **{f"effect_{a}": people[f"effect_{a}"] for a in ACTIONS},
-        campaign_snapshot=snapshot, contact_action=action, contact_is_control=control,
+        campaign_snapshot=snapshot, contact_action=action, contact_is_control=potential["is_control"],
+        contact_churn_if_treated=potential["churn_if_treated"], contact_churn_if_control=potential["churn_if_control"],
     )
 
 

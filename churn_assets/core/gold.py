@@ -48,9 +48,10 @@ def plan_customers_sql(snapshot: str) -> str:
     """
 
 
-def plan_with_baselines(customers: pd.DataFrame, settings, plot: bool = True) -> PlanOutcome:
+def plan_with_baselines(customers: pd.DataFrame, settings, plot: bool = True, catalogue=None) -> PlanOutcome:
     """The optimised plan with its control group, and both baselines cut to the treated spend;
-    with ``plot`` also the spend curve as PNG (else empty bytes).
+    with ``plot`` also the spend curve as PNG (else empty bytes). ``catalogue``: the actions with
+    the effects to plan with (default the settings' catalogue).
 
     The plan is solved first; the control group is then drawn from the customers it selected
     (``hold_out``), so treated against control compares like with like. Controls keep the action
@@ -59,7 +60,7 @@ def plan_with_baselines(customers: pd.DataFrame, settings, plot: bool = True) ->
     ``customers``: customer_id, churn_probability, risk_segment, expected_value, segment,
     marketing_opt_in, avg_order_value, snapshot_date.
     """
-    options = action_options(customers, settings.action_catalogue)
+    options = action_options(customers, catalogue or settings.action_catalogue)
     started = time.perf_counter()
     solution = solve_plan(options, settings.budget)
     seconds = time.perf_counter() - started

@@ -14,8 +14,8 @@ import warnings
 
 import dagster as dg
 
-from churn_assets.defs.keys import LANDING_LEDGER, SILVER_QUARANTINE, SILVER_TRANSACTIONS
-from churn_assets.defs.staleness import CampaignStale, HasSnapshotData, SnapshotStale
+from churn_assets.defs.keys import CAMPAIGN_CONTACTS, LANDING_LEDGER, SILVER_QUARANTINE, SILVER_TRANSACTIONS
+from churn_assets.defs.staleness import CampaignStale, HasSnapshotData, MaturedCampaignsStale, SnapshotStale
 
 _NOT_BUSY = ~dg.AutomationCondition.in_progress() & ~dg.AutomationCondition.any_deps_in_progress()
 _SILVER = dg.AssetSelection.assets(SILVER_TRANSACTIONS, SILVER_QUARANTINE)
@@ -53,6 +53,18 @@ def follow_campaigns(horizon_days: int | None = None, needs: dg.AssetSelection |
     return (
         CampaignStale(horizon_days) & ~(missing if needs is None else missing.allow(needs)) & ~upstream_planned & _NOT_BUSY
     ).with_label("follow_campaigns")
+
+
+def learn_from_campaigns(horizon_days: int) -> dg.AutomationCondition:
+    """A month's learned action effects: for every month with data, when the contacts of a
+    campaign matured by it or a month it learns from changed, or one will be built on this tick."""
+    # the contacts reach the effects through their digest: rebuilt unchanged, they change nothing
+    upstream_planned = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested()).ignore(
+        _SILVER | dg.AssetSelection.assets(CAMPAIGN_CONTACTS)
+    )
+    return (
+        HasSnapshotData() & (MaturedCampaignsStale(horizon_days) | upstream_planned) & _NOT_BUSY
+    ).with_label("learn_from_campaigns")
 
 
 # Bronze is ingested by the landing sensor; its ledger follows every ingestion.

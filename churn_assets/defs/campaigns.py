@@ -48,7 +48,7 @@ from churn_assets.defs.keys import (
 from churn_assets.defs.metadata import column_schema, dagster_type, preview
 from churn_assets.defs.partitions import snapshot_partitions
 from churn_assets.defs.resources import DUCKDB_POOL
-from churn_assets.defs.staleness import CAMPAIGNS_KEY
+from churn_assets.defs.staleness import CAMPAIGNS_KEY, record_contacts_digests
 from churn_assets.settings import Settings
 
 SAMPLE_RATIO = "sample_ratio"
@@ -98,13 +98,13 @@ def _contacts_asset(settings: Settings) -> dg.AssetsDefinition:
         """Rebuilds both tables from all landed contacts in one classifying pass."""
         with named_failure(context):
             with warehouse.get_connection() as connection:
-                contacts, quarantine = contacts_and_quarantine(
+                contacts, quarantine, fingerprints = contacts_and_quarantine(
                     connection, _bronze_contacts(connection), "silver.transactions", actions, settings.timestamp_rules
                 )
             contacts = silver_contacts_schema().validate(contacts)
             per_campaign = _per_campaign(contacts)
             yield dg.Output(contacts, "campaign_contacts", metadata={
-                CAMPAIGNS_KEY: dg.MetadataValue.text(json.dumps(per_campaign["campaign"].tolist())),
+                CAMPAIGNS_KEY: dg.MetadataValue.text(json.dumps(fingerprints)),
                 "campaigns": len(per_campaign),
                 "contacts_per_campaign": dg.MetadataValue.md(
                     per_campaign.to_markdown(index=False) if len(per_campaign) else "no campaign contacts landed"
@@ -197,6 +197,7 @@ def _outcomes_asset(settings: Settings) -> dg.AssetsDefinition:
     )
     def campaign_outcomes(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         with named_failure(context):
+            record_contacts_digests(context)
             frames, ratios = [], []
             with warehouse.get_connection() as connection:
                 for key in context.partition_keys:
@@ -269,6 +270,7 @@ def _execution_asset(settings: Settings) -> dg.AssetsDefinition:
     )
     def campaign_execution(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         with named_failure(context):
+            record_contacts_digests(context)
             frames = []
             with warehouse.get_connection() as connection:
                 for key in context.partition_keys:

@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from churn_assets.core.action_effects import effects_in_words, plan_catalogue
 from churn_assets.core.gold import (
     customer_value_schema,
     plan_customers_sql,
@@ -23,11 +24,12 @@ from churn_assets.core.summary import (
     retention_summary_sql,
 )
 from churn_assets.core.value import value_for_snapshot
-from churn_assets.core.warehouse import query_frame
+from churn_assets.core.warehouse import query_frame, table_exists
 from churn_assets.defs.automation import follow_upstream_months
 from churn_assets.defs.config import PLAN_KNOBS, VALUE_KNOBS, knobs_config, with_knobs
 from churn_assets.defs.failures import named_failure
 from churn_assets.defs.keys import (
+    ACTION_EFFECTS,
     CHURN_PREDICTIONS,
     CUSTOMER_FEATURES,
     CUSTOMER_VALUE,
@@ -136,7 +138,7 @@ def _plan_asset(settings: Settings) -> dg.AssetsDefinition:
             "under the budget; a seeded share of the selected customers, per risk segment and action, is held "
             "out as the control group (keeps its action, is not contacted)."
         ),
-        deps=[CUSTOMER_VALUE, CUSTOMER_FEATURES],
+        deps=[CUSTOMER_VALUE, CUSTOMER_FEATURES, ACTION_EFFECTS],
         kinds={"duckdb", "pandas", "scipy"},
         **_snapshot_table(settings, RETENTION_ACTIONS, schema),
     )
@@ -147,16 +149,29 @@ def _plan_asset(settings: Settings) -> dg.AssetsDefinition:
             with warehouse.get_connection() as connection:  # one for every month: DuckDB keeps its cache
                 for key in keys:
                     customers = query_frame(connection, plan_customers_sql(key))
+                    effects = _effects(connection, key)
+                    catalogue, source = plan_catalogue(run_settings.action_catalogue, effects, run_settings.effect_source)
                     # the spend curve is drawn for the newest month of a run only: a figure costs a
                     # quarter of a second and nobody looks at a backfill's
-                    outcome = plan_with_baselines(customers, run_settings, plot=key == keys[-1])
-                    context.add_asset_metadata(_plan_metadata(outcome, customers, run_settings), partition_key=key)
+                    outcome = plan_with_baselines(customers, run_settings, plot=key == keys[-1], catalogue=catalogue)
+                    context.add_asset_metadata({
+                        **_plan_metadata(outcome, customers, run_settings),
+                        "effect_source": source,
+                        "effects": dg.MetadataValue.md(effects_in_words(effects).to_markdown(index=False) if len(effects) else "none measured"),
+                    }, partition_key=key)
                     frames.append(outcome.plan)
             plan = _months(context, frames, schema)
             context.add_output_metadata({"preview": preview(plan)})
             return plan
 
     return retention_actions
+
+
+def _effects(connection, key: str) -> pd.DataFrame:
+    """The learned action effects for month ``key`` (none before they were ever built)."""
+    if not table_exists(connection, "gold", "action_effects"):
+        return pd.DataFrame(columns=["action", "segment", "campaigns", "treated", "controls", "prior_effect", "measured_effect", "effect"])
+    return query_frame(connection, f"select * from gold.action_effects where snapshot_date = date '{key}'")
 
 
 def _plan_metadata(outcome, customers: pd.DataFrame, settings: Settings) -> dict:

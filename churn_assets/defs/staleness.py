@@ -11,9 +11,10 @@ the same instance gives the same answer.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import weakref
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -38,8 +39,9 @@ DIGEST_KEY = "inputs_digest"
 # Metadata silver and the bronze file partitions record for the state.
 ORDER_MONTHS_KEY, FIRST_ORDER_KEY, DATA_THROUGH_KEY = "order_months", "first_order", "data_through"
 EARLIEST_KEY, SHA_KEY = "earliest_row_ts", "file_sha256"
-# Metadata silver.campaign_contacts records: the snapshots of the campaigns with a valid contact.
-CAMPAIGNS_KEY = "campaign_snapshots"
+# Metadata silver.campaign_contacts records: each campaign with a valid contact and a fingerprint
+# of its contacts; what a campaign month read of them, as a digest.
+CAMPAIGNS_KEY, CONTACTS_DIGEST_KEY = "campaign_fingerprints", "contacts_digest"
 
 
 def _text(metadata, name: str) -> str | None:
@@ -258,17 +260,37 @@ def _partition_stale(context, instance, state: DataState, key: str, condition: S
     return expected is not None and recorded != expected
 
 
-def campaign_snapshots(instance: dg.DagsterInstance) -> set[str]:
-    """The campaigns (snapshot YYYY-MM-DD) with a valid contact, as silver.campaign_contacts' newest build recorded them."""
+def campaign_fingerprints(instance: dg.DagsterInstance) -> dict[str, str]:
+    """{campaign snapshot: fingerprint of its valid contacts}, as silver.campaign_contacts' newest build recorded them."""
     record = latest_materializations(instance, CAMPAIGN_CONTACTS).get(None)
     text = _text(record.asset_materialization.metadata, CAMPAIGNS_KEY) if record else None
-    return set(json.loads(text)) if text else set()
+    return json.loads(text) if text else {}
+
+
+def contacts_digest(fingerprints: dict[str, str], key: str, matured_days: int | None) -> str:
+    """The digest of the contacts a month reads: its own campaign's (``matured_days`` None), or
+    those of every campaign whose churn horizon of ``matured_days`` ended by it."""
+    if matured_days is None:
+        read = [key] if key in fingerprints else []
+    else:
+        last = date.fromisoformat(key) - timedelta(days=matured_days)
+        read = sorted(k for k in fingerprints if date.fromisoformat(k) <= last)
+    return hashlib.sha256(json.dumps({k: fingerprints[k] for k in read}).encode()).hexdigest()[:16]
+
+
+def record_contacts_digests(context: dg.AssetExecutionContext, matured_days: int | None = None) -> None:
+    """Record on each partition of this run the digest of the contacts it reads, as the instance
+    knows them when the run starts."""
+    fingerprints = campaign_fingerprints(context.instance)
+    for key in context.partition_keys:
+        context.add_asset_metadata({CONTACTS_DIGEST_KEY: contacts_digest(fingerprints, key, matured_days)}, partition_key=key)
 
 
 class CampaignStale(SnapshotStale):
-    """True for the campaigns to measure: months with a valid contact (with ``horizon_days``:
-    only once the churn horizon after the snapshot is observed) that are missing, or older than
-    the contacts or an upstream partition. A failed attempt is retried once upstream changed."""
+    """True for the campaign months to read out: months with a valid contact (with
+    ``horizon_days``: only once their churn horizon is observed) that are missing, whose contacts
+    changed, or that an upstream partition they map to is newer than. A failed attempt is retried
+    once upstream changed."""
 
     def __init__(self, horizon_days: int | None = None):
         super().__init__("labels" if horizon_days else "none", horizon_days or 0)
@@ -279,33 +301,55 @@ class CampaignStale(SnapshotStale):
 
     @property
     def description(self) -> str:
-        return "A campaign month that is missing, or older than its contacts or upstream"
+        return "A campaign month that is missing, whose contacts changed, or older than upstream"
 
     def _stale(self, context: dg.AutomationContext, instance, key: str) -> bool:
-        campaigns, contacts = _tick_campaigns(context)
-        if key not in campaigns or (self.reads == "labels" and not self._in_scope(_tick_state(context), key)):
+        fingerprints = _tick_fingerprints(context)
+        if key not in fingerprints or (self.reads == "labels" and not self._in_scope(_tick_state(context), key)):
             return False
-        return _campaign_stale(context, instance, key, contacts)
+        return _contacts_stale(context, instance, key, contacts_digest(fingerprints, key, None))
 
 
-_campaigns: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+class MaturedCampaignsStale(SnapshotStale):
+    """True for the months whose learned effects are missing, whose matured campaigns' contacts
+    changed, or that an upstream partition they map to is newer than."""
+
+    def __init__(self, horizon_days: int):
+        super().__init__("none", horizon_days)
+
+    @property
+    def name(self) -> str:
+        return "matured_campaigns_stale"
+
+    @property
+    def description(self) -> str:
+        return "Missing, the matured campaigns' contacts changed, or older than upstream"
+
+    def _stale(self, context: dg.AutomationContext, instance, key: str) -> bool:
+        return _contacts_stale(context, instance, key, contacts_digest(_tick_fingerprints(context), key, self.horizon_days))
 
 
-def _tick_campaigns(context: dg.AutomationContext) -> tuple[set[str], int]:
-    """The campaigns with contacts and the contacts' newest storage id, once per evaluation tick."""
+_fingerprints: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _tick_fingerprints(context: dg.AutomationContext) -> dict[str, str]:
+    """The campaigns' fingerprints, read once per evaluation tick."""
     view = context.asset_graph_view
-    if view not in _campaigns:
-        _campaigns[view] = (campaign_snapshots(view.instance), _latest_storage_id(view.instance, CAMPAIGN_CONTACTS) or 0)
-    return _campaigns[view]
+    if view not in _fingerprints:
+        _fingerprints[view] = campaign_fingerprints(view.instance)
+    return _fingerprints[view]
 
 
-def _campaign_stale(context, instance, key: str, contacts: int) -> bool:
+def _contacts_stale(context, instance, key: str, digest: str) -> bool:
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=context.key, asset_partitions=[key]), limit=1
     ).records
-    own = records[0].storage_id if records else None
-    newest = max(contacts, _parents_newest(context, instance, key, partitioned_only=True))
-    failed = _failed_since(instance, context.key, key, own)
+    own = records[0] if records else None
+    newest = _parents_newest(context, instance, key, partitioned_only=True)
+    failed = _failed_since(instance, context.key, key, own.storage_id if own else None)
     if failed is not None:
-        return newest > failed
-    return own is None or newest > own
+        upstream = max(newest, _latest_storage_id(instance, CAMPAIGN_CONTACTS) or 0)
+        return upstream > failed
+    if own is None or newest > own.storage_id:
+        return True
+    return _text(own.asset_materialization.metadata, CONTACTS_DIGEST_KEY) != digest
