@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Subcommands that read or write $CHURN_HOME.
-HOME_COMMANDS = ("generate", "run", "dev", "report", "score")
+HOME_COMMANDS = ("generate", "run", "dev", "report", "score", "simulate")
 
 
 def check_home(home: Path) -> None:
@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--verbose", action="store_true", help="show Dagster's own log lines")
     run.set_defaults(handler=_run)
+
+    simulate = commands.add_parser(
+        "simulate", help="live the closed loop on generated data: each month execute the plan, land the month, run"
+    )
+    simulate.add_argument("--months", type=_positive_int, default=6, help="months to simulate (default 6)")
+    simulate.set_defaults(handler=_simulate)
 
     dev = commands.add_parser("dev", help="open the Dagster UI (webserver and daemon) on 127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
@@ -239,30 +245,48 @@ def ensure_dagster_home(settings: Settings) -> Path:
 
 
 def _run(args, settings: Settings) -> int:
-    from churn_assets.core.generate import SampleConfig
-    from churn_assets.core.landing import landing_holds_files
     from churn_assets.runner import run_pipeline
 
     home = ensure_dagster_home(settings)
     _quiet_mlflow()
-    settle_seconds = None  # the setting: a user's files may still be being copied
-    if not landing_holds_files(settings.landing_dir):  # sample data never mixes with a user's files
-        print(f"Landing folder {settings.landing_dir} holds no files: generating sample data into it first.")
-        _generate_into(
-            settings,
-            SampleConfig(
-                customers=settings.sample_customers,
-                start=settings.sample_start,
-                months=settings.sample_months,
-                seed=settings.seed,
-                campaign_control_share=_campaign_control_share(settings),
-            ),
-        )
-        settle_seconds = 0.0  # written by this command, each file renamed into place complete
+    # the setting when files were there: a user's files may still be being copied
+    settle_seconds = 0.0 if _sample_into_empty_landing(settings) else None
     print(f"Dagster instance: {home} (open the UI with: churn-assets dev)")
     report = run_pipeline(settings, verbose=args.verbose, echo=print, settle_seconds=settle_seconds)
     print(report.summary())
     return 0 if report.ok else 1
+
+
+def _sample_into_empty_landing(settings: Settings) -> bool:
+    """Generate the default sample when landing holds no file (sample data never mixes with a
+    user's files); whether it did."""
+    from churn_assets.core.generate import SampleConfig
+    from churn_assets.core.landing import landing_holds_files
+
+    if landing_holds_files(settings.landing_dir):
+        return False
+    print(f"Landing folder {settings.landing_dir} holds no files: generating sample data into it first.")
+    _generate_into(settings, SampleConfig(
+        customers=settings.sample_customers, start=settings.sample_start, months=settings.sample_months,
+        seed=settings.seed, campaign_control_share=_campaign_control_share(settings),
+    ))
+    return True
+
+
+def _simulate(args, settings: Settings) -> int:
+    """The closed loop, month by month, then a table of what each month planned, realised and measured."""
+    import pandas as pd
+
+    from churn_assets.simulate import simulate
+
+    home = ensure_dagster_home(settings)
+    _quiet_mlflow()
+    _sample_into_empty_landing(settings)
+    print(f"Dagster instance: {home}; simulating {args.months} month(s) ...", flush=True)
+    results = simulate(settings, args.months)
+    table = pd.DataFrame([vars(r) for r in results]).set_index("snapshot")
+    print("\n" + table.round(3).to_string())
+    return 0
 
 
 def _quiet_mlflow() -> None:

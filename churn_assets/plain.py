@@ -1,8 +1,9 @@
 """The whole pipeline as one plain script, with no Dagster: the yardstick for orchestration overhead.
 
-Landing files -> bronze -> silver and quarantine (with row accounting) -> features and labels for
-every snapshot (with their checks) -> for every snapshot with data, oldest first: model, MLflow
-run and champion gate, predictions, customer value, retention plan and summary; the same work
+Landing files -> bronze -> silver and quarantine (with row accounting), campaign contacts ->
+features and labels for every snapshot (with their checks) -> for every snapshot with data, oldest
+first: model, MLflow run and champion gate, predictions, customer value, learned action effects,
+retention plan and summary -> every campaign's read-out and execution; the same work
 ``churn-assets run`` does on a fresh home, through the same core functions the assets call, into
 its own DuckDB file and MLflow store. What it leaves out is what
 orchestration adds: run and event storage, the IO manager, asset metadata and lineage.
@@ -18,7 +19,17 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from churn_assets.core.action_effects import learned_effects, matured_contacts_sql, plan_catalogue
 from churn_assets.core.bronze import ingest_landed_file
+from churn_assets.core.campaign_contacts import (
+    contact_quarantine_schema,
+    contacts_and_quarantine,
+    empty_bronze_contacts_sql,
+    in_running_campaign,
+    silver_contacts_schema,
+)
+from churn_assets.core.campaign_execution import execution_table, plan_and_contacts_sql
+from churn_assets.core.campaign_outcomes import campaign_customers_sql, outcomes_table, with_money
 from churn_assets.core.features import (
     features_by_snapshot,
     labels_by_snapshot,
@@ -51,7 +62,7 @@ from churn_assets.core.training import (
     training_data,
 )
 from churn_assets.core.value import value_for_snapshot
-from churn_assets.core.warehouse import insert_by_name, query_frame, snapshots_with_data
+from churn_assets.core.warehouse import insert_by_name, query_frame, snapshots_with_data, table_exists
 from churn_assets.settings import Settings
 
 # step(name) times one step; the object it yields takes ``rows`` (rows written by the step).
@@ -70,13 +81,16 @@ def run_plain_pipeline(settings: Settings, step: Step) -> str:
             connection.execute(f"create schema if not exists {schema}")
         _bronze(connection, settings, step)
         _silver(connection, settings, step)
+        _campaign_contacts(connection, settings, step)
         snapshots = snapshots_with_data(connection, settings.start_date)
         _snapshots(connection, settings, snapshots, step)
-        for table in ("ml.churn_predictions", "gold.customer_value", "gold.retention_actions", "gold.retention_summary"):
+        for table in ("ml.churn_predictions", "gold.customer_value", "gold.action_effects", "gold.retention_actions",
+                      "gold.retention_summary", "gold.campaign_outcomes", "gold.campaign_execution"):
             connection.execute(f"drop table if exists {table}")
         for snapshot in snapshots:  # oldest first, as a range run does
             if _model_and_predictions(connection, settings, snapshot, step, plots=snapshot == snapshots[-1]):
                 _gold(connection, settings, snapshot, step, plot=snapshot == snapshots[-1])
+        _campaigns(connection, settings, step)
     return snapshots[-1]
 
 
@@ -125,6 +139,35 @@ def _silver(connection, settings: Settings, step: Step) -> None:
             raise PlainPipelineError(f"row accounting failed:\n{accounting[accounting['unaccounted'] != 0]}")
 
 
+def _campaign_contacts(connection, settings: Settings, step: Step) -> None:
+    with step("silver.campaign_contacts") as timed:
+        bronze = "bronze.campaign_contacts" if table_exists(connection, "bronze", "campaign_contacts") else empty_bronze_contacts_sql()
+        actions = tuple(a.name for a in settings.action_catalogue)
+        contacts, quarantine, _ = contacts_and_quarantine(connection, bronze, "silver.transactions", actions, settings.timestamp_rules)
+        _write(connection, "silver.campaign_contacts", silver_contacts_schema().validate(contacts))
+        _write(connection, "silver.campaign_contacts_quarantine", contact_quarantine_schema().validate(quarantine))
+        timed.rows = len(contacts) + len(quarantine)
+
+
+def _campaigns(connection, settings: Settings, step: Step) -> None:
+    """Each campaign's read-out once its horizon is observed, and its execution where it has a plan."""
+    campaigns = [str(r[0])[:10] for r in connection.execute("select distinct snapshot_date from silver.campaign_contacts order by 1").fetchall()]
+    labelled = {str(r[0])[:10] for r in connection.execute("select distinct snapshot_date from silver.churn_labels").fetchall()}
+    planned = {str(r[0])[:10] for r in connection.execute("select distinct snapshot_date from gold.retention_actions").fetchall()} \
+        if table_exists(connection, "gold", "retention_actions") else set()
+    with step("gold.campaign_outcomes") as timed:
+        for key in (c for c in campaigns if c in labelled):
+            customers = query_frame(connection, campaign_customers_sql(key, table_exists(connection, "gold", "customer_value")))
+            outcome = outcomes_table(with_money(customers, settings.action_catalogue), key)
+            _write(connection, "gold.campaign_outcomes", outcome, append=True)
+            timed.rows = (timed.rows or 0) + len(outcome)
+    with step("gold.campaign_execution") as timed:
+        for key in (c for c in campaigns if c in planned):
+            execution = execution_table(query_frame(connection, plan_and_contacts_sql(key)), key)
+            _write(connection, "gold.campaign_execution", execution, append=True)
+            timed.rows = (timed.rows or 0) + len(execution)
+
+
 def _snapshots(connection, settings: Settings, snapshots: list[str], step: Step) -> None:
     with step("silver.customer_features") as timed:
         dates = [date.fromisoformat(s) for s in snapshots]
@@ -171,8 +214,17 @@ def _gold(connection, settings: Settings, snapshot: str, step: Step, plot: bool)
         value = customer_value_schema().validate(frame)
         _write(connection, "gold.customer_value", value, append=True)
         timed.rows = len(value)
+    with step("gold.action_effects") as timed:
+        cells = query_frame(connection, matured_contacts_sql(date.fromisoformat(snapshot), settings.churn_horizon_days))
+        effects = learned_effects(cells, settings.action_catalogue, date.fromisoformat(snapshot), settings.effect_prior_sd)
+        if len(effects):
+            _write(connection, "gold.action_effects", effects, append=True)
+        timed.rows = len(effects)
     with step("gold.retention_actions") as timed:
-        outcome = plan_with_baselines(query_frame(connection, plan_customers_sql(snapshot)), settings, plot=plot)
+        catalogue, _ = plan_catalogue(settings.action_catalogue, effects, settings.effect_source)
+        customers = query_frame(connection, plan_customers_sql(snapshot))
+        running = in_running_campaign(connection, customers, snapshot, settings.churn_horizon_days)
+        outcome = plan_with_baselines(customers, settings, plot=plot, catalogue=catalogue, excluded=running)
         _write(connection, "gold.retention_actions", retention_actions_schema().validate(outcome.plan), append=True)
         timed.rows = len(outcome.plan)
     with step("gold.retention_summary") as timed:

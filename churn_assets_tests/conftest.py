@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -63,6 +64,17 @@ def trained(tmp_path_factory):
         report = run_pipeline(settings, instance=instance)
         assert report.ok, report.failures
         yield settings, instance, report
+
+
+@pytest.fixture
+def copied(trained, tmp_path):
+    """A copy of the trained home and its instance, to change without touching the original."""
+    settings, _, _ = trained
+    root = tmp_path / "copy"
+    shutil.copytree(settings.churn_home.parent, root)
+    copy = dataclasses.replace(settings, churn_home=root / "home")
+    with project_instance(root / "dagster") as instance:
+        yield copy, instance
 
 
 def land(settings: Settings, source: str, name: str, content: str | bytes, age_seconds: float = 60) -> Path:

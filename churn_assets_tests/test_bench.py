@@ -10,7 +10,8 @@ from churn_assets.cli import main as cli_main
 
 TABLES = (
     "silver.transactions", "silver.quarantine", "silver.customer_features", "silver.churn_labels",
-    "ml.churn_predictions", "gold.customer_value", "gold.retention_actions",
+    "ml.churn_predictions", "gold.customer_value", "gold.retention_actions", "silver.campaign_contacts",
+    "gold.campaign_outcomes",
 )
 
 

@@ -1,16 +1,12 @@
 """Campaign contacts, their read-out and their execution through a real instance and warehouse."""
 
-import dataclasses
-import shutil
-
 import dagster as dg
 import pandas as pd
-import pytest
 
 from churn_assets.definitions import build_definitions
 from churn_assets.defs.keys import ACTION_EFFECTS, CAMPAIGN_CONTACTS, CAMPAIGN_EXECUTION, CAMPAIGN_OUTCOMES, RETENTION_ACTIONS
 from churn_assets.runner import run_pipeline
-from churn_assets_tests.conftest import project_instance, query
+from churn_assets_tests.conftest import query
 from churn_assets_tests.dagster_helpers import QUIET, failure_message, materialize_file
 
 CONTACTS_FILE = "campaign_contacts_2024-10.csv"
@@ -67,17 +63,6 @@ def test_the_plan_learns_its_effects_from_the_matured_campaign(trained):
     newest = _metadata(instance, RETENTION_ACTIONS, "2025-01-01")
     assert newest["effect_source"].value.startswith("measured: ")
     assert _metadata(instance, RETENTION_ACTIONS, "2024-12-01")["effect_source"].value.startswith("assumed: no campaign had matured")
-
-
-@pytest.fixture
-def copied(trained, tmp_path):
-    """A copy of the trained home and its instance, to change without touching the original."""
-    settings, _, _ = trained
-    root = tmp_path / "copy"
-    shutil.copytree(settings.churn_home.parent, root)
-    copy = dataclasses.replace(settings, churn_home=root / "home")
-    with project_instance(root / "dagster") as instance:
-        yield copy, instance
 
 
 def test_a_campaign_is_not_read_out_before_its_horizon_is_observed(copied):

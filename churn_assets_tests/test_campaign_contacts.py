@@ -112,3 +112,15 @@ def test_each_campaign_has_a_fingerprint_that_changes_with_its_contacts(connecti
     _, _, after = contacts_and_quarantine(connection, "bronze", "orders", ACTIONS)
     assert after["2024-08-01"] != before["2024-08-01"]
     assert {k: v for k, v in after.items() if k != "2024-08-01"} == {k: v for k, v in before.items() if k != "2024-08-01"}
+
+
+def test_a_campaign_holds_its_customers_until_its_horizon_has_ended(connection):
+    from churn_assets.core.campaign_contacts import in_running_campaign
+
+    connection.execute("create schema silver")
+    connection.execute("create table silver.campaign_contacts as select * from (values "
+                       "(date '2024-01-01', 'a'), (date '2024-02-01', 'b'), (date '2024-04-01', 'c')) v(snapshot_date, customer_id)")
+    customers = pd.DataFrame({"customer_id": ["a", "b", "c", "d"]})
+    # on 2024-04-01: a's campaign (horizon to 2024-03-30) has ended, b's runs to 2024-04-30, c's is this one
+    assert in_running_campaign(connection, customers, "2024-04-01", 90).tolist() == [False, True, False, False]
+    assert in_running_campaign(duckdb.connect(), customers, "2024-04-01", 90).tolist() == [False] * 4

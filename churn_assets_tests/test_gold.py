@@ -108,3 +108,16 @@ def test_views_and_summary_return_the_expected_numbers():
     assert (total["customers"], total["customers_acted_on"], total["control_customers"]) == (4, 2, 1)
     assert (total["spend"], total["expected_net_value"], total["revenue_at_risk"]) == (7.5, 50.5, 267.0)
     assert set(VIEWS) == {"high_risk_customers", "revenue_at_risk_by_segment", "retention_priorities"}
+
+
+def test_customers_a_running_campaign_measures_are_left_out_of_every_policy():
+    many = pd.concat(
+        [CUSTOMERS.assign(customer_id=CUSTOMERS["customer_id"] + str(k)) for k in range(25)], ignore_index=True
+    )
+    excluded = many["customer_id"].str.startswith("a").to_numpy()  # a is the best customer to act on
+    outcome = plan_with_baselines(many, Settings(budget=1000.0, control_share=0.2, seed=1), plot=False, excluded=excluded)
+    assert not (outcome.solution.choice[excluded] >= 0).any() and not outcome.control[excluded].any()
+    for choice in outcome.choices.values():
+        assert not (choice[excluded] >= 0).any()
+    free = plan_with_baselines(many, Settings(budget=1000.0, control_share=0.2, seed=1), plot=False)
+    assert (free.solution.choice[excluded] >= 0).any()  # without the exclusion they would be chosen

@@ -247,9 +247,15 @@ def test_browser_shows_the_asset_graph_and_an_assets_columns(live):
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.goto(f"{url}/locations/churn_assets/asset-groups/silver/lineage", wait_until="networkidle")
         _dismiss_welcome_dialog(page)
-        for name in ("transactions", "customer_features", "churn_labels", "churn_model", "retention_actions"):
+        for name in ("transactions", "customer_features", "churn_labels", "campaign_contacts", "churn_model"):
             page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "asset-graph-silver.png"), full_page=True)
+
+        page.goto(f"{url}/locations/churn_assets/asset-groups/gold/lineage", wait_until="networkidle")
+        _dismiss_welcome_dialog(page)
+        for name in ("customer_value", "retention_actions", "action_effects", "campaign_outcomes"):
+            page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "asset-graph-gold.png"), full_page=True)
 
         page.goto(f"{url}/assets/silver/transactions", wait_until="networkidle")
         _dismiss_welcome_dialog(page)

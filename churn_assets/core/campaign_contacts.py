@@ -7,12 +7,13 @@ quarantined rows. A campaign is named by its plan's snapshot (``campaign_id``, Y
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pandera
 
 from churn_assets.core.silver import quarantine_schema_for
 from churn_assets.core.sources import CAMPAIGN_CONTACTS, TimestampRules, customer_id_sql, timestamp_sql
-from churn_assets.core.warehouse import query_frame
+from churn_assets.core.warehouse import query_frame, table_exists
 
 # In the order they are tested; a row gets the first that applies.
 CONTACT_QUARANTINE_REASONS = (
@@ -148,6 +149,24 @@ def contact_accounting_sql(bronze_table: str, silver_table: str, quarantine_tabl
                (sum(bronze) - sum(silver) - sum(quarantined))::bigint as unaccounted
         from counted group by 1 order by 1
     """
+
+
+def running_campaign_customers_sql(snapshot: str, horizon_days: int) -> str:
+    """Customers a campaign before ``snapshot`` contacted or held out and is still measuring (its
+    churn horizon has not ended by the snapshot): acting on them again would blur its read-out."""
+    return f"""
+        select distinct customer_id from silver.campaign_contacts
+        where snapshot_date < date '{snapshot}' and snapshot_date + interval {int(horizon_days)} day > date '{snapshot}'
+    """
+
+
+def in_running_campaign(connection, customers: pd.DataFrame, snapshot: str, horizon_days: int) -> np.ndarray:
+    """Per row of ``customers``: whether a running campaign holds the customer
+    (``running_campaign_customers_sql``); none before any contact landed."""
+    if not table_exists(connection, "silver", "campaign_contacts"):
+        return np.zeros(len(customers), dtype=bool)
+    running = query_frame(connection, running_campaign_customers_sql(snapshot, horizon_days))["customer_id"]
+    return customers["customer_id"].isin(running).to_numpy(dtype=bool)
 
 
 def empty_bronze_contacts_sql() -> str:

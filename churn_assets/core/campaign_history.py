@@ -100,7 +100,7 @@ def run_campaigns(
         action = _random_actions(rng, opt_in[chosen])
         control = _stratified_controls(rng, action, design.control_share)
         contacted_day = day + rng.uniform(0, _CONTACT_DAYS, chosen.size)
-        if_treated[chosen] = _respond(rng, untreated[chosen], contacted_day, effect_of[action, chosen], design)
+        if_treated[chosen] = respond(rng, untreated[chosen], contacted_day, effect_of[action, chosen], design)
         frames.append(pd.DataFrame({
             "customer_index": chosen, "snapshot_day": day, "contacted_day": contacted_day,
             "action": np.asarray(ACTIONS)[action], "is_control": control,
@@ -153,7 +153,7 @@ def _stratified_controls(rng: np.random.Generator, action: np.ndarray, share: fl
     return control
 
 
-def _respond(rng, dropout, contacted, effect, design: CampaignDesign) -> np.ndarray:
+def respond(rng, dropout, contacted, effect, design: CampaignDesign) -> np.ndarray:
     """Dropout days after a treated contact (see the module docstring)."""
     draw = rng.random(effect.size)
     would_churn = dropout < contacted + design.horizon_days

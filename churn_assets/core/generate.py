@@ -134,18 +134,18 @@ def generate_sample(config: SampleConfig) -> SampleData:
     rng = np.random.default_rng(config.seed)
     start = pd.Timestamp(config.start)
     horizon_days = (config.end - start).days
-    people = _draw_customers(rng, config.customers, horizon_days, config.cohort_weeks)
+    people = draw_customers(rng, config.customers, horizon_days, config.cohort_weeks)
     # In a cohort study a customer enters the data with their first purchase.
     first_order_share = 0.9 if config.cohort_weeks is None else 1.0
-    orders = _draw_orders(rng, people, start, horizon_days, config.zero_amount_share, first_order_share)
+    orders = draw_orders(rng, people, start, horizon_days, config.zero_amount_share, first_order_share)
     contacts = None
     if "campaign_contacts" in config.sources and config.campaign_first_month is not None:
         people, orders, contacts = _with_campaigns(config, people, orders, start, horizon_days)
-    refunds = _draw_refunds(rng, orders, start, horizon_days)
-    rows = _number_orders(pd.concat([orders, refunds], ignore_index=True), config.first_customer_id)
+    refunds = draw_refunds(rng, orders, start, horizon_days)
+    rows = number_orders(pd.concat([orders, refunds], ignore_index=True), config.first_customer_id)
     first_id = config.first_customer_id
     transactions = transactions_table(rows, start, first_id)
-    sessions = _draw_sessions(rng, people, start, horizon_days, first_id)
+    sessions = draw_sessions(rng, people, start, horizon_days, first_id)
     customers, truth = _customer_tables(people, start, first_id)
     if contacts is not None:
         truth = _with_campaign_truth(truth, people, contacts, start)
@@ -184,7 +184,7 @@ def _with_campaigns(config: SampleConfig, people, orders: pd.DataFrame, start, h
     contact_day[campaigns.contacts["customer_index"].to_numpy()] = campaigns.contacts["contacted_day"].to_numpy()
     tail_people = {name: values[moved] for name, values in people.items()}
     tail_people["signup"], tail_people["dropout"] = contact_day[moved], campaigns.if_treated[moved]
-    tails = _draw_orders(rng, tail_people, start, horizon_days, config.zero_amount_share, first_order_share=0.0)
+    tails = draw_orders(rng, tail_people, start, horizon_days, config.zero_amount_share, first_order_share=0.0)
     tails["customer_index"] = moved[tails["customer_index"].to_numpy()]
     redrawn = campaigns.dropout != people["dropout"]
     kept = orders[~redrawn[owner] | (t < contact_day[owner])]
@@ -202,7 +202,7 @@ def _with_campaign_truth(truth: pd.DataFrame, people, contacts: pd.DataFrame, st
     each action, and their contact (snapshot, action, control) if any."""
     index = contacts["customer_index"].to_numpy()
     snapshot = pd.Series(pd.NaT, index=truth.index, dtype="datetime64[s]")
-    snapshot.iloc[index] = _timestamps(start, contacts["snapshot_day"].to_numpy()).to_numpy()
+    snapshot.iloc[index] = timestamps(start, contacts["snapshot_day"].to_numpy()).to_numpy()
     action = pd.Series(None, index=truth.index, dtype=object)
     action.iloc[index] = contacts["action"].to_numpy()
     potential = {}
@@ -210,7 +210,7 @@ def _with_campaign_truth(truth: pd.DataFrame, people, contacts: pd.DataFrame, st
         potential[name] = pd.Series(pd.NA, index=truth.index, dtype="boolean")
         potential[name].iloc[index] = contacts[name].to_numpy()
     return truth.assign(
-        untreated_dropout_ts=_timestamps(start, people["untreated_dropout"]),
+        untreated_dropout_ts=timestamps(start, people["untreated_dropout"]),
         **{f"effect_{a}": people[f"effect_{a}"] for a in ACTIONS},
         campaign_snapshot=snapshot, contact_action=action, contact_is_control=potential["is_control"],
         contact_churn_if_treated=potential["churn_if_treated"], contact_churn_if_control=potential["churn_if_control"],
@@ -219,18 +219,18 @@ def _with_campaign_truth(truth: pd.DataFrame, people, contacts: pd.DataFrame, st
 
 def contacts_table(contacts: pd.DataFrame, start: pd.Timestamp, first_id: int) -> pd.DataFrame:
     """The landed contact columns: the campaign id is its snapshot date, as plans name it."""
-    snapshot = _timestamps(start, contacts["snapshot_day"].to_numpy())
+    snapshot = timestamps(start, contacts["snapshot_day"].to_numpy())
     frame = pd.DataFrame({
         "campaign_id": snapshot.dt.strftime("%Y-%m-%d"),
-        "customer_id": _customer_id(contacts["customer_index"].to_numpy(), first_id),
+        "customer_id": customer_ids(contacts["customer_index"].to_numpy(), first_id),
         "action": contacts["action"].to_numpy(),
-        "contacted_at": _timestamps(start, contacts["contacted_day"].to_numpy()),
+        "contacted_at": timestamps(start, contacts["contacted_day"].to_numpy()),
         "is_control": contacts["is_control"].to_numpy(),
     })
     return frame.sort_values(["campaign_id", "customer_id"], ignore_index=True)
 
 
-def _draw_customers(
+def draw_customers(
     rng: np.random.Generator, n: int, horizon_days: int, cohort_weeks: int | None = None
 ) -> dict[str, np.ndarray]:
     segment = rng.choice(len(SEGMENTS), size=n, p=_SEGMENT_SHARE)
@@ -284,17 +284,17 @@ def _poisson_times(
     return owner[keep][order], t[keep][order]
 
 
-def _season(start: pd.Timestamp, t: np.ndarray) -> np.ndarray:
+def season(start: pd.Timestamp, t: np.ndarray) -> np.ndarray:
     month_index = (start.month - 1 + (t / 30.4375).astype(np.int64)) % 12
     return SEASONALITY[month_index]
 
 
-def _slowdown(dropout: np.ndarray, t: np.ndarray) -> np.ndarray:
+def slowdown(dropout: np.ndarray, t: np.ndarray) -> np.ndarray:
     """1 far from dropout, falling linearly to 0.3 at dropout."""
     return 0.3 + 0.7 * np.clip((dropout - t) / _SLOWDOWN_DAYS, 0.0, 1.0)
 
 
-def _draw_orders(
+def draw_orders(
     rng, people, start, horizon_days, zero_amount_share: float = 0.0, first_order_share: float = 0.9
 ) -> pd.DataFrame:
     peak = SEASONALITY.max()
@@ -302,7 +302,7 @@ def _draw_orders(
     end = np.minimum(people["dropout"], horizon_days)
 
     def intensity(owner, t):
-        return _season(start, t) / peak * _slowdown(people["dropout"][owner], t)
+        return season(start, t) / peak * slowdown(people["dropout"][owner], t)
 
     owner, t = _poisson_times(rng, people["rate"] * peak, begin, end, intensity)
     # Almost everyone buys when they sign up: that first order starts the relationship.
@@ -333,7 +333,7 @@ def _draw_orders(
     )
 
 
-def _draw_refunds(rng, orders: pd.DataFrame, start, horizon_days) -> pd.DataFrame:
+def draw_refunds(rng, orders: pd.DataFrame, start, horizon_days) -> pd.DataFrame:
     refunded = orders[(rng.random(len(orders)) < _REFUND_SHARE) & (orders["amount"] > 0)].copy()
     refunded["t"] = refunded["t"] + rng.uniform(1, 30, len(refunded))
     full = rng.random(len(refunded)) < 0.7
@@ -342,18 +342,20 @@ def _draw_refunds(rng, orders: pd.DataFrame, start, horizon_days) -> pd.DataFram
     return refunded[refunded["t"] < horizon_days]
 
 
-def _number_orders(rows: pd.DataFrame, first_customer_id: int = FIRST_CUSTOMER_ID) -> pd.DataFrame:
+def number_orders(rows: pd.DataFrame, first_customer_id: int = FIRST_CUSTOMER_ID, block: str | None = None) -> pd.DataFrame:
     """Order ids O000000001, ... (refunds R...); a sample whose customer ids start elsewhere puts
-    that first id in its order ids too, so samples generated into one home never share an id."""
+    that first id in its order ids too, so samples generated into one home never share an id.
+    ``block`` names the ids' block outright (a simulated month's, say)."""
     rows = rows.sort_values(["t", "customer_index"], kind="stable").reset_index(drop=True)
-    block = "" if first_customer_id == FIRST_CUSTOMER_ID else f"{first_customer_id}-"
+    if block is None:
+        block = "" if first_customer_id == FIRST_CUSTOMER_ID else f"{first_customer_id}-"
     prefix = np.char.add(np.where(rows["is_refund"], "R", "O"), block)
     number = np.char.zfill(np.arange(1, len(rows) + 1).astype(str), 9)
     rows["order_id"] = np.char.add(prefix.astype(str), number)
     return rows
 
 
-def _timestamps(start: pd.Timestamp, t: np.ndarray) -> pd.Series:
+def timestamps(start: pd.Timestamp, t: np.ndarray) -> pd.Series:
     seconds = np.floor(np.asarray(t) * 86400).astype(np.int64).astype("timedelta64[s]")
     return pd.Series(np.datetime64(start.to_datetime64(), "s") + seconds)
 
@@ -368,30 +370,30 @@ def _month(values: pd.Series) -> np.ndarray:
     return values.to_numpy().astype("datetime64[M]")
 
 
-def _customer_id(index: np.ndarray, first_id: int) -> np.ndarray:
+def customer_ids(index: np.ndarray, first_id: int) -> np.ndarray:
     return first_id + np.asarray(index, dtype=np.int64)
 
 
-def _draw_sessions(rng, people, start, horizon_days, first_id: int) -> pd.DataFrame:
+def draw_sessions(rng, people, start, horizon_days, first_id: int) -> pd.DataFrame:
     begin = people["signup"]
     end = np.minimum(people["dropout"] + 60.0, horizon_days)
 
     def intensity(owner, t):
-        return 0.05 + 0.95 * (_slowdown(people["dropout"][owner], t) - 0.3) / 0.7
+        return 0.05 + 0.95 * (slowdown(people["dropout"][owner], t) - 0.3) / 0.7
 
     owner, t = _poisson_times(
         rng, people["rate"] * _SESSIONS_PER_ORDER * 1.6, begin, end, intensity
     )
     frame = pd.DataFrame(
-        {"customer_id": _customer_id(owner, first_id), "session_ts": _timestamps(start, t)}
+        {"customer_id": customer_ids(owner, first_id), "session_ts": timestamps(start, t)}
     )
     return frame.sort_values(["session_ts", "customer_id"], kind="stable", ignore_index=True)
 
 
 def _customer_tables(people, start, first_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     n = len(people["signup"])
-    ids = _customer_id(np.arange(n), first_id)
-    signup_ts = _timestamps(start, people["signup"])
+    ids = customer_ids(np.arange(n), first_id)
+    signup_ts = timestamps(start, people["signup"])
     customers = pd.DataFrame(
         {
             "customer_id": ids,
@@ -406,7 +408,7 @@ def _customer_tables(people, start, first_id: int) -> tuple[pd.DataFrame, pd.Dat
         {
             "customer_id": ids,
             "signup_ts": signup_ts,
-            "dropout_ts": _timestamps(start, people["dropout"]),
+            "dropout_ts": timestamps(start, people["dropout"]),
             "purchase_rate_per_year": people["rate"] * 365.25,
             "mean_order_value": people["spend"],
             "segment": np.asarray(SEGMENTS)[people["segment"]],
@@ -417,11 +419,11 @@ def _customer_tables(people, start, first_id: int) -> tuple[pd.DataFrame, pd.Dat
 
 def transactions_table(rows: pd.DataFrame, start: pd.Timestamp, first_id: int = 100_001) -> pd.DataFrame:
     """The landed transaction columns from generated order rows, plus ``landing_month``."""
-    order_ts = _timestamps(start, rows["t"].to_numpy())
+    order_ts = timestamps(start, rows["t"].to_numpy())
     return pd.DataFrame(
         {
             "order_id": rows["order_id"],
-            "customer_id": _customer_id(rows["customer_index"].to_numpy(), first_id),
+            "customer_id": customer_ids(rows["customer_index"].to_numpy(), first_id),
             "order_ts": order_ts,
             "amount": rows["amount"],
             "quantity": rows["quantity"],

@@ -48,10 +48,13 @@ def plan_customers_sql(snapshot: str) -> str:
     """
 
 
-def plan_with_baselines(customers: pd.DataFrame, settings, plot: bool = True, catalogue=None) -> PlanOutcome:
+def plan_with_baselines(
+    customers: pd.DataFrame, settings, plot: bool = True, catalogue=None, excluded: np.ndarray | None = None
+) -> PlanOutcome:
     """The optimised plan with its control group, and both baselines cut to the treated spend;
     with ``plot`` also the spend curve as PNG (else empty bytes). ``catalogue``: the actions with
-    the effects to plan with (default the settings' catalogue).
+    the effects to plan with (default the settings' catalogue); ``excluded``: customers no policy
+    may act on (those a running campaign is still measuring).
 
     The plan is solved first; the control group is then drawn from the customers it selected
     (``hold_out``), so treated against control compares like with like. Controls keep the action
@@ -62,13 +65,14 @@ def plan_with_baselines(customers: pd.DataFrame, settings, plot: bool = True, ca
     """
     options = action_options(customers, catalogue or settings.action_catalogue)
     started = time.perf_counter()
-    solution = solve_plan(options, settings.budget)
+    excluded = np.zeros(len(customers), dtype=bool) if excluded is None else np.asarray(excluded, dtype=bool)
+    solution = solve_plan(options, settings.budget, excluded=excluded)
     seconds = time.perf_counter() - started
     control = hold_out(solution.choice, customers, options, settings.control_share, settings.seed)
     treated = np.where(control, -1, solution.choice)
     spend = totals(treated, options)["spend"]
     by_risk = np.argsort(-customers["churn_probability"].to_numpy(), kind="stable")
-    by_risk = by_risk[~control[by_risk]]
+    by_risk = by_risk[~control[by_risk] & ~excluded[by_risk]]
     rules = within_spend(rule_policy(customers, options), by_risk, options, spend)
     riskiest = within_spend(highest_risk_first(customers, options), by_risk, options, spend)
     choices = {"optimised plan": treated, "rules (seed)": rules, "highest risk first": riskiest}

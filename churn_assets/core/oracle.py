@@ -53,12 +53,19 @@ def true_options(known: pd.DataFrame, catalogue) -> tuple[Options, bool]:
     return Options(options.actions, options.cost, saved, net), True
 
 
-def compare_with_oracle(customers: pd.DataFrame, truth: pd.DataFrame, settings, catalogues: dict[str, tuple]) -> pd.DataFrame:
+def compare_with_oracle(
+    customers: pd.DataFrame, truth: pd.DataFrame, settings, catalogues: dict[str, tuple], excluded: np.ndarray | None = None
+) -> pd.DataFrame:
     """Per policy at the same treated spend: customers, spend, the net value it expects and the
     net value realised under the truth; plus the oracle plan. ``catalogues`` names the effects
     each optimised plan is solved with, the plan as built first; the baselines are those of the
-    first. ``customers`` as for ``plan_with_baselines``."""
-    outcomes = {name: plan_with_baselines(customers, settings, plot=False, catalogue=c) for name, c in catalogues.items()}
+    first. ``customers`` and ``excluded`` as for ``plan_with_baselines`` (the oracle may not act
+    on the excluded either)."""
+    excluded = np.zeros(len(customers), dtype=bool) if excluded is None else excluded
+    outcomes = {
+        name: plan_with_baselines(customers, settings, plot=False, catalogue=c, excluded=excluded)
+        for name, c in catalogues.items()
+    }
     known = customers.merge(truth, on="customer_id", how="left", validate="one_to_one")
     if known["drops"].isna().any():
         raise ValueError(f"{int(known['drops'].isna().sum())} customers are missing from the truth file")
@@ -81,7 +88,7 @@ def compare_with_oracle(customers: pd.DataFrame, truth: pd.DataFrame, settings, 
             "customers": expected["customers"], "spend": expected["spend"],
             "expected_net_value": expected["expected_net_value"], "realised_net_value": realised["expected_net_value"],
         }
-    oracle = solve_plan(real, spend, excluded=first.control).choice
+    oracle = solve_plan(real, spend, excluded=first.control | excluded).choice
     realised = totals(oracle, real)
     rows[ORACLE] = {"customers": realised["customers"], "spend": realised["spend"], "expected_net_value": np.nan,
                     "realised_net_value": realised["expected_net_value"]}

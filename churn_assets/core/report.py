@@ -9,6 +9,7 @@ from datetime import date, timedelta
 import pandas as pd
 
 from churn_assets.core.action_effects import plan_catalogue
+from churn_assets.core.campaign_contacts import in_running_campaign
 from churn_assets.core.campaign_history import CampaignDesign
 from churn_assets.core.errors import ChurnError
 from churn_assets.core.gold import plan_customers_sql
@@ -94,7 +95,10 @@ def plan_report(connection, raw_truth: pd.DataFrame, settings, snapshot: str | N
             "data was not generated into this home (landed by hand, or its truth replaced); generate into a fresh "
             "home, or land only generated data"
         )
-    policies = compare_with_oracle(customers[covered].reset_index(drop=True), truth, settings, catalogues)
+    running = in_running_campaign(connection, customers, snapshot, settings.churn_horizon_days)
+    policies = compare_with_oracle(
+        customers[covered].reset_index(drop=True), truth, settings, catalogues, running[covered.to_numpy()]
+    )
     notes = []
     if not any(c.startswith("effect_") for c in truth.columns):
         notes.append("the truth has no true action effects (generated before campaigns): plans are valued with the catalogue's")

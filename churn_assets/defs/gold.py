@@ -11,6 +11,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from churn_assets.core.action_effects import effects_in_words, plan_catalogue
+from churn_assets.core.campaign_contacts import in_running_campaign
 from churn_assets.core.gold import (
     customer_value_schema,
     plan_customers_sql,
@@ -30,6 +31,7 @@ from churn_assets.defs.config import PLAN_KNOBS, VALUE_KNOBS, knobs_config, with
 from churn_assets.defs.failures import named_failure
 from churn_assets.defs.keys import (
     ACTION_EFFECTS,
+    CAMPAIGN_CONTACTS,
     CHURN_PREDICTIONS,
     CUSTOMER_FEATURES,
     CUSTOMER_VALUE,
@@ -136,9 +138,10 @@ def _plan_asset(settings: Settings) -> dg.AssetsDefinition:
         description=(
             "The retention plan for snapshot S: at most one action per customer maximising expected net value "
             "under the budget; a seeded share of the selected customers, per risk segment and action, is held "
-            "out as the control group (keeps its action, is not contacted)."
+            "out as the control group (keeps its action, is not contacted). Customers a running campaign is still "
+            "measuring are left out."
         ),
-        deps=[CUSTOMER_VALUE, CUSTOMER_FEATURES, ACTION_EFFECTS],
+        deps=[CUSTOMER_VALUE, CUSTOMER_FEATURES, ACTION_EFFECTS, CAMPAIGN_CONTACTS],
         kinds={"duckdb", "pandas", "scipy"},
         **_snapshot_table(settings, RETENTION_ACTIONS, schema),
     )
@@ -153,9 +156,13 @@ def _plan_asset(settings: Settings) -> dg.AssetsDefinition:
                     catalogue, source = plan_catalogue(run_settings.action_catalogue, effects, run_settings.effect_source)
                     # the spend curve is drawn for the newest month of a run only: a figure costs a
                     # quarter of a second and nobody looks at a backfill's
-                    outcome = plan_with_baselines(customers, run_settings, plot=key == keys[-1], catalogue=catalogue)
+                    running = in_running_campaign(connection, customers, key, settings.churn_horizon_days)
+                    outcome = plan_with_baselines(
+                        customers, run_settings, plot=key == keys[-1], catalogue=catalogue, excluded=running
+                    )
                     context.add_asset_metadata({
                         **_plan_metadata(outcome, customers, run_settings),
+                        "customers_in_a_running_campaign": int(running.sum()),
                         "effect_source": source,
                         "effects": dg.MetadataValue.md(effects_in_words(effects).to_markdown(index=False) if len(effects) else "none measured"),
                     }, partition_key=key)

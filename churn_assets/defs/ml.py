@@ -32,6 +32,9 @@ from churn_assets.defs.config import (
 )
 from churn_assets.defs.failures import named_failure
 from churn_assets.defs.keys import (
+    ACTION_EFFECTS,
+    CAMPAIGN_EXECUTION,
+    CAMPAIGN_OUTCOMES,
     CHURN_LABELS,
     CHURN_MODEL,
     CHURN_PREDICTIONS,
@@ -292,6 +295,10 @@ def _drift_result(drifts: dict[str, pd.Series], threshold: float) -> dg.AssetChe
 
 ml_job = dg.define_asset_job(
     "retrain_and_score",
-    selection=dg.AssetSelection.groups("ml", "gold"),
+    # the campaign tables follow their own months (a read-out waits for its horizon), and the plan
+    # reads the month's learned effects as the automation last built them
+    selection=dg.AssetSelection.groups("ml", "gold") - dg.AssetSelection.assets(
+        ACTION_EFFECTS, CAMPAIGN_OUTCOMES, CAMPAIGN_EXECUTION
+    ),
     description="Model (with its champion gate), predictions, customer value and retention plan for a month or a range.",
 )
