@@ -92,7 +92,8 @@ def execute_plan(truth: pd.DataFrame, plan: pd.DataFrame, snapshot: date, seed: 
     contacted = rng.uniform(0, CONTACT_DAYS, len(plan))
     people = latent_people(truth, origin, seed)
     untreated = people["dropout"][rows]
-    effect = np.array([truth[f"effect_{a}"].to_numpy(float)[r] for a, r in zip(plan["action"], rows)])
+    effects = truth[[f"effect_{a}" for a in ACTIONS]].to_numpy(float)  # customer x action
+    effect = effects[rows, plan["action"].map(ACTIONS.index).to_numpy(int)]
     if_treated = respond(rng, untreated, contacted, effect, CampaignDesign(horizon_days=horizon_days))
     control = plan["is_control"].to_numpy(bool)
     zero = np.zeros(len(plan))
