@@ -15,13 +15,7 @@ import warnings
 import dagster as dg
 
 from churn_assets.defs.keys import CAMPAIGN_CONTACTS, LANDING_LEDGER, SILVER_QUARANTINE, SILVER_TRANSACTIONS
-from churn_assets.defs.staleness import (
-    CampaignMonths,
-    CampaignStale,
-    HasSnapshotData,
-    MaturedCampaignsStale,
-    SnapshotStale,
-)
+from churn_assets.defs.staleness import CampaignStale, HasSnapshotData, MaturedCampaignsStale, SnapshotStale
 
 _NOT_BUSY = ~dg.AutomationCondition.in_progress() & ~dg.AutomationCondition.any_deps_in_progress()
 _SILVER = dg.AssetSelection.assets(SILVER_TRANSACTIONS, SILVER_QUARANTINE)
@@ -51,16 +45,13 @@ def follow_upstream_months() -> dg.AutomationCondition:
 
 def follow_campaigns(horizon_days: int | None = None, needs: dg.AssetSelection | None = None) -> dg.AutomationCondition:
     """A campaign's read-out (with ``horizon_days``: once its churn horizon is observed) or its
-    execution: when its contacts or an upstream month changed, or an upstream month will be built
-    on this tick (then after it, in the same round), and every upstream month it ``needs``
-    (default: all) exists or will."""
+    execution: when its contacts or an upstream month changed and every upstream month it
+    ``needs`` (default: all) exists, never on the tick that builds an upstream month."""
     will_be_requested = dg.AutomationCondition.will_be_requested()
     missing = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.missing() & ~will_be_requested)
-    # the contacts reach a campaign month through their digest: rebuilt unchanged, they change nothing
-    upstream_planned = dg.AutomationCondition.any_deps_match(will_be_requested).ignore(dg.AssetSelection.assets(CAMPAIGN_CONTACTS))
+    upstream_planned = dg.AutomationCondition.any_deps_match(will_be_requested)
     return (
-        CampaignMonths(horizon_days) & (CampaignStale(horizon_days) | upstream_planned)
-        & ~(missing if needs is None else missing.allow(needs)) & _NOT_BUSY
+        CampaignStale(horizon_days) & ~(missing if needs is None else missing.allow(needs)) & ~upstream_planned & _NOT_BUSY
     ).with_label("follow_campaigns")
 
 

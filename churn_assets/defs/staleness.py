@@ -310,23 +310,6 @@ class CampaignStale(SnapshotStale):
         return _contacts_stale(context, instance, key, contacts_digest(fingerprints, key, None))
 
 
-class CampaignMonths(CampaignStale):
-    """True for the campaign months (with ``horizon_days``: once their churn horizon is observed),
-    stale or not: the months a campaign table may be built for."""
-
-    @property
-    def name(self) -> str:
-        return f"campaign_months(reads={self.reads})"
-
-    @property
-    def description(self) -> str:
-        return "A month with a campaign"
-
-    def _stale(self, context: dg.AutomationContext, instance, key: str) -> bool:
-        fingerprints = _tick_fingerprints(context)
-        return key in fingerprints and (self.reads != "labels" or self._in_scope(_tick_state(context), key))
-
-
 class MaturedCampaignsStale(SnapshotStale):
     """True for the months whose learned effects are missing, whose matured campaigns' contacts
     changed, or that an upstream partition they map to is newer than."""
