@@ -32,6 +32,7 @@ from churn_assets.core.parquet import read_parquet
 
 CATEGORIES = ("apparel", "beauty", "electronics", "grocery", "home", "sports")
 CHANNELS = ("web", "app", "store")
+CHANNEL_SHARE = (0.5, 0.35, 0.15)  # customers' usual channel
 COUNTRIES = ("DE", "FR", "GB", "NL", "ES", "US")
 SEGMENTS = ("consumer", "small_business", "vip")
 # Orders per month relative to the yearly mean: a summer dip and a Nov/Dec peak.
@@ -259,7 +260,7 @@ def draw_customers(
         "loyalty": loyalty.astype(np.int64),
         "country": rng.choice(len(COUNTRIES), size=n, p=[0.3, 0.2, 0.2, 0.1, 0.1, 0.1]),
         "category": rng.integers(0, len(CATEGORIES), n),
-        "channel": rng.choice(len(CHANNELS), size=n, p=[0.5, 0.35, 0.15]),
+        "channel": rng.choice(len(CHANNELS), size=n, p=CHANNEL_SHARE),
     }
 
 

@@ -19,6 +19,10 @@ import pandas as pd
 
 from churn_assets.core.campaign_history import ACTIONS, CampaignDesign, respond, true_effects
 from churn_assets.core.generate import (
+    CATEGORIES,
+    CHANNEL_SHARE,
+    CHANNELS,
+    COUNTRIES,
     SEGMENTS,
     draw_customers,
     draw_orders,
@@ -62,8 +66,8 @@ def latent_people(truth: pd.DataFrame, origin: pd.Timestamp, seed: int) -> dict[
         "dropout": _days(truth["dropout_ts"], origin),
         "rate": truth["purchase_rate_per_year"].to_numpy(float) / 365.25,
         "spend": truth["mean_order_value"].to_numpy(float),
-        "category": favourites.integers(0, 6, n),
-        "channel": favourites.choice(3, size=n, p=[0.5, 0.35, 0.15]),
+        "category": favourites.integers(0, len(CATEGORIES), n),
+        "channel": favourites.choice(len(CHANNELS), size=n, p=CHANNEL_SHARE),
     }
 
 
@@ -180,7 +184,7 @@ def _with_newcomers(truth: pd.DataFrame, rng, origin: pd.Timestamp, days: float,
     })
     customers = pd.DataFrame({
         "customer_id": ids, "signup_ts": signup_ts, "segment": rows["segment"],
-        "country": np.asarray(["DE", "FR", "GB", "NL", "ES", "US"])[people["country"]],
+        "country": np.asarray(COUNTRIES)[people["country"]],
         "loyalty_points": people["loyalty"], "marketing_opt_in": people["opt_in"],
     })
     return pd.concat([truth, rows], ignore_index=True), customers
