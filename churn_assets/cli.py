@@ -322,8 +322,9 @@ def _score(args, settings: Settings) -> int:
 
 
 def _report(args, settings: Settings) -> int:
-    """The plan with measured and with assumed effects, both baselines and an oracle plan at the
-    same spend, valued under the latent truth, and the learned effects beside the true ones."""
+    """The plan with measured, uplift-model and assumed effects, both baselines and an oracle plan
+    at the same spend, valued under the latent truth; the learned effects beside the true ones and
+    the uplift model's ranking judged by the true uplift."""
     from churn_assets.core.generate import TRUTH_FILE
     from churn_assets.core.parquet import read_parquet
     from churn_assets.core.report import plan_report
@@ -348,8 +349,14 @@ def _report(args, settings: Settings) -> int:
     print("\nPolicies at equal treated spend, valued under the truth:")
     print(report.policies.round({"customers": 0, "spend": 0, "expected_net_value": 0, "realised_net_value": 0,
                                  "share_of_oracle": 3}).to_string())
-    if report.learned_over_assumed is not None:
-        print(f"  measured effects realise {report.learned_over_assumed:.2f}x the net value of assumed effects")
+    for name in ("measured effects", "uplift model"):
+        if report.over_assumed(name) is not None:
+            print(f"  with the {name} the plan realises {report.over_assumed(name):.2f}x the net value of assumed effects")
+    if len(report.qini):
+        table = report.qini.pivot(index="action", columns="ranking", values="qini_share")
+        print("\nTargeting each action best first, judged by the true churn prevented (Qini: gain over random "
+              "as a share of the truth's own order):")
+        print(table[[c for c in ("uplift model", "segment estimates", "highest risk first") if c in table]].round(3).to_string())
     if len(report.coverage):
         shown = report.coverage.drop(columns=["enough_controls"]).round(3)
         coverage = report.effect_ci_coverage

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from churn_assets.defs.automation import AUTOMATED, automation_sensor
-from churn_assets.defs.action_effects import build_action_effects
+from churn_assets.defs.action_effects import build_action_effects, build_uplift_validation
 from churn_assets.defs.campaigns import build_campaign_assets, campaign_checks
 from churn_assets.defs.bronze import build_bronze_assets, build_landing_ledger, ingest_jobs, ledger_job
 from churn_assets.defs.checks import bronze_checks
@@ -40,7 +40,7 @@ def build_definitions(settings: Settings | None = None, executor: dg.ExecutorDef
         assets=[
             *build_bronze_assets(settings), build_landing_ledger(settings), *build_silver_assets(settings), *build_snapshot_assets(settings),
             *build_ml_assets(settings), *build_gold_assets(settings), *build_campaign_assets(settings),
-            build_action_effects(settings),
+            build_action_effects(settings), build_uplift_validation(settings),
         ],
         asset_checks=[*bronze_checks, *silver_checks, *snapshot_checks, *campaign_checks],
         jobs=[*ingest_jobs.values(), ledger_job, silver_job, snapshots_job, ml_job, refresh_job],

@@ -19,7 +19,10 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from churn_assets.core.action_effects import learned_effects, matured_contacts_sql, plan_catalogue
+from churn_assets.core.action_effects import learned_effects, matured_contacts_sql
+from churn_assets.core.plan_effects import plan_effects
+from churn_assets.core.uplift import matured_contacts_sql as matured_customers_sql
+from churn_assets.core.uplift import uplift_validation_schema, validate_out_of_time
 from churn_assets.core.bronze import ingest_landed_file
 from churn_assets.core.campaign_contacts import (
     contact_quarantine_schema,
@@ -84,7 +87,7 @@ def run_plain_pipeline(settings: Settings, step: Step) -> str:
         _campaign_contacts(connection, settings, step)
         snapshots = snapshots_with_data(connection, settings.start_date)
         _snapshots(connection, settings, snapshots, step)
-        for table in ("ml.churn_predictions", "gold.customer_value", "gold.action_effects", "gold.retention_actions",
+        for table in ("ml.churn_predictions", "gold.customer_value", "gold.action_effects", "gold.uplift_validation", "gold.retention_actions",
                       "gold.retention_summary", "gold.campaign_outcomes", "gold.campaign_execution"):
             connection.execute(f"drop table if exists {table}")
         for snapshot in snapshots:  # oldest first, as a range run does
@@ -220,11 +223,20 @@ def _gold(connection, settings: Settings, snapshot: str, step: Step, plot: bool)
         if len(effects):
             _write(connection, "gold.action_effects", effects, append=True)
         timed.rows = len(effects)
+    with step("gold.uplift_validation") as timed:
+        contacts = query_frame(connection, matured_customers_sql(date.fromisoformat(snapshot), settings.churn_horizon_days))
+        validation = validate_out_of_time(
+            contacts, settings.action_catalogue, date.fromisoformat(snapshot), settings.effect_prior_sd, settings.seed
+        )
+        _write(connection, "gold.uplift_validation", uplift_validation_schema().validate(validation.table), append=True)
+        timed.rows = len(validation.table)
     with step("gold.retention_actions") as timed:
-        catalogue, _ = plan_catalogue(settings.action_catalogue, effects, settings.effect_source)
         customers = query_frame(connection, plan_customers_sql(snapshot))
+        effects = plan_effects(connection, customers, snapshot, settings)
         running = in_running_campaign(connection, customers, snapshot, settings.churn_horizon_days)
-        outcome = plan_with_baselines(customers, settings, plot=plot, catalogue=catalogue, excluded=running)
+        outcome = plan_with_baselines(
+            customers, settings, plot=plot, catalogue=effects.catalogue, excluded=running, uplift=effects.uplift
+        )
         _write(connection, "gold.retention_actions", retention_actions_schema().validate(outcome.plan), append=True)
         timed.rows = len(outcome.plan)
     with step("gold.retention_summary") as timed:

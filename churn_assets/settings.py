@@ -23,6 +23,7 @@ class SettingsError(ChurnError):
 
 # DuckDB's size units; anything else would reach DuckDB's SET statement unchecked.
 _MEMORY_SIZE = re.compile(r"[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+EFFECT_SOURCES = ("measured", "uplift", "assumed")
 
 
 def _setting(default, env: str, doc: str):
@@ -124,7 +125,8 @@ class Settings:
     effect_source: str = _setting(
         "measured", "CHURN_EFFECT_SOURCE",
         "Effects the plan uses: 'measured' (learned from every campaign matured by the snapshot, shrunk toward the "
-        "catalogue; the catalogue's where none has) or 'assumed' (the catalogue's).",
+        "catalogue; the catalogue's where none has), 'uplift' (a per-customer uplift model for the actions where it "
+        "beat the measured segment effects out-of-time, measured effects elsewhere) or 'assumed' (the catalogue's).",
     )
     effect_prior_sd: float = _setting(
         0.15, "CHURN_EFFECT_PRIOR_SD",
@@ -173,8 +175,8 @@ class Settings:
                 raise SettingsError(f"{_env_name(name)} must be between 0 and 1, got {getattr(self, name)}")
         if not 0 <= self.control_share < 1:
             raise SettingsError(f"CHURN_CONTROL_SHARE must be in [0, 1), got {self.control_share}")
-        if self.effect_source not in ("assumed", "measured"):
-            raise SettingsError(f"CHURN_EFFECT_SOURCE must be 'measured' or 'assumed', got {self.effect_source!r}")
+        if self.effect_source not in EFFECT_SOURCES:
+            raise SettingsError(f"CHURN_EFFECT_SOURCE must be one of {', '.join(EFFECT_SOURCES)}, got {self.effect_source!r}")
         if not self.effect_prior_sd > 0:
             raise SettingsError(f"CHURN_EFFECT_PRIOR_SD must be positive, got {self.effect_prior_sd}")
         self.action_catalogue  # noqa: B018

@@ -39,6 +39,7 @@ class MonthResult:
     effect_source: str
     realised_measured: float | None
     realised_assumed: float
+    realised_uplift: float | None = None  # with the uplift model, where it beat the segment effects out-of-time
     read_out: str | None = None
     uplift: float | None = None
     uplift_low: float | None = None
@@ -51,6 +52,8 @@ class MonthResult:
             f"{self.realised_assumed:,.0f} with assumed ({self.realised_measured / self.realised_assumed:.2f}x)"
             if self.realised_measured is not None else f"realised net value under the truth {self.realised_assumed:,.0f} (assumed effects)"
         )
+        if self.realised_uplift is not None:
+            value += f", {self.realised_uplift:,.0f} with the uplift model ({self.realised_uplift / self.realised_assumed:.2f}x)"
         outcome = (
             f"; campaign {self.read_out} read out: uplift {self.uplift:+.3f} [{self.uplift_low:+.3f}, {self.uplift_high:+.3f}], "
             f"true {self.true_uplift:+.3f}" if self.read_out else "; no campaign read out yet"
@@ -118,11 +121,13 @@ def _keep_contacts(settings: Settings, contacts: pd.DataFrame) -> None:
 
 def _result(settings: Settings, snapshot: str, valued, contacts: pd.DataFrame, truth: pd.DataFrame) -> MonthResult:
     policies = valued.policies
-    measured = "optimised plan (measured effects)"
+    def realised(effects: str) -> float | None:
+        row = f"optimised plan ({effects})"
+        return float(policies.loc[row, "realised_net_value"]) if row in policies.index else None
+
     result = MonthResult(
         snapshot, int((~contacts["is_control"]).sum()), int(contacts["is_control"].sum()), valued.effect_source.split(":")[0],
-        float(policies.loc[measured, "realised_net_value"]) if measured in policies.index else None,
-        float(policies.loc["optimised plan (assumed effects)", "realised_net_value"]),
+        realised("measured effects"), realised("assumed effects"), realised("uplift model"),
     )
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
         if not table_exists(connection, "gold", "campaign_outcomes"):

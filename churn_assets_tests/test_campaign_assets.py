@@ -4,7 +4,14 @@ import dagster as dg
 import pandas as pd
 
 from churn_assets.definitions import build_definitions
-from churn_assets.defs.keys import ACTION_EFFECTS, CAMPAIGN_CONTACTS, CAMPAIGN_EXECUTION, CAMPAIGN_OUTCOMES, RETENTION_ACTIONS
+from churn_assets.defs.keys import (
+    ACTION_EFFECTS,
+    CAMPAIGN_CONTACTS,
+    CAMPAIGN_EXECUTION,
+    CAMPAIGN_OUTCOMES,
+    RETENTION_ACTIONS,
+    UPLIFT_VALIDATION,
+)
 from churn_assets.runner import run_pipeline
 from churn_assets_tests.conftest import query
 from churn_assets_tests.dagster_helpers import QUIET, failure_message, materialize_file
@@ -62,6 +69,11 @@ def test_the_plan_learns_its_effects_from_the_matured_campaign(trained):
     assert len(measured) and ((measured["effect"] - measured["prior_effect"]).abs() < (measured["measured_effect"] - measured["prior_effect"]).abs() + 1e-12).all()
     newest = _metadata(instance, RETENTION_ACTIONS, "2025-01-01")
     assert newest["effect_source"].value.startswith("measured: ")
+    # one matured campaign cannot both teach the uplift model and test it: no action uses it, and the table says why
+    validation = query(settings, "select * from gold.uplift_validation where snapshot_date = '2025-01-01'")
+    assert len(validation) == 3 and not validation["uses_uplift"].any()
+    assert validation["reason"].str.contains("1 matured campaign").all()
+    assert _partitions(instance, UPLIFT_VALIDATION) == _partitions(instance, ACTION_EFFECTS)
     assert _metadata(instance, RETENTION_ACTIONS, "2024-12-01")["effect_source"].value.startswith("assumed: no campaign had matured")
 
 

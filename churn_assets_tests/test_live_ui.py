@@ -254,7 +254,7 @@ def test_browser_shows_the_asset_graph_and_an_assets_columns(live):
 
         page.goto(f"{url}/locations/churn_assets/asset-groups/gold/lineage", wait_until="networkidle")
         _dismiss_welcome_dialog(page)
-        for name in ("customer_value", "retention_actions", "action_effects", "campaign_outcomes"):
+        for name in ("customer_value", "retention_actions", "action_effects", "uplift_validation", "campaign_outcomes"):
             page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "asset-graph-gold.png"), full_page=True)
 

@@ -17,7 +17,8 @@ MONTHS = [f"2025-{m:02d}-01" for m in range(1, 7)]
 
 def test_six_months_of_the_loop_execute_each_plan_land_each_month_and_read_out_the_matured(copied):
     settings, instance = copied
-    settings = dataclasses.replace(settings, model_candidates="logistic_regression")  # six monthly models, kept quick
+    # six monthly models, kept quick; plans may use the uplift model where it wins out-of-time
+    settings = dataclasses.replace(settings, model_candidates="logistic_regression", effect_source="uplift")
     customers_before = len(read_parquet(settings.truth_dir / TRUTH_FILE))
     lines = []
     results = simulate(settings, 6, instance=instance, echo=lines.append)
@@ -41,6 +42,12 @@ def test_six_months_of_the_loop_execute_each_plan_land_each_month_and_read_out_t
     assert last.read_out in read_out and last.uplift_low <= last.uplift <= last.uplift_high
     assert last.true_uplift is not None and math.isfinite(last.true_uplift)
     assert all(math.isfinite(r.realised_assumed) for r in results)
+    # by July the matured campaigns both teach the uplift model and test it, out-of-time
+    validation = query(settings, "select * from gold.uplift_validation where snapshot_date = '2025-07-01'")
+    assert len(validation) == 3 and (validation["test_campaigns"] >= 1).all()
+    assert validation["auuc_uplift"].notna().all() and (validation["auuc_gain_low"] <= validation["auuc_gain_high"]).all()
+    assert (validation["uses_uplift"] == (validation["auuc_gain_low"] > 0)).all()
+    assert all((r.realised_uplift is not None) == (r.effect_source == "uplift") for r in results)
     # the truth grew by the customers who signed up, and keeps every simulated contact's two potential outcomes
     truth = read_parquet(settings.truth_dir / TRUTH_FILE)
     assert len(truth) > customers_before and truth["customer_id"].is_unique

@@ -49,12 +49,14 @@ def plan_customers_sql(snapshot: str) -> str:
 
 
 def plan_with_baselines(
-    customers: pd.DataFrame, settings, plot: bool = True, catalogue=None, excluded: np.ndarray | None = None
+    customers: pd.DataFrame, settings, plot: bool = True, catalogue=None, excluded: np.ndarray | None = None,
+    uplift: np.ndarray | None = None,
 ) -> PlanOutcome:
     """The optimised plan with its control group, and both baselines cut to the treated spend;
     with ``plot`` also the spend curve as PNG (else empty bytes). ``catalogue``: the actions with
     the effects to plan with (default the settings' catalogue); ``excluded``: customers no policy
-    may act on (those a running campaign is still measuring).
+    may act on (those a running campaign is still measuring); ``uplift``: churn prevented per
+    customer and action by the uplift model, where it is used (see ``action_options``).
 
     The plan is solved first; the control group is then drawn from the customers it selected
     (``hold_out``), so treated against control compares like with like. Controls keep the action
@@ -63,7 +65,7 @@ def plan_with_baselines(
     ``customers``: customer_id, churn_probability, risk_segment, expected_value, segment,
     marketing_opt_in, avg_order_value, snapshot_date.
     """
-    options = action_options(customers, catalogue or settings.action_catalogue)
+    options = action_options(customers, catalogue or settings.action_catalogue, uplift)
     started = time.perf_counter()
     excluded = np.zeros(len(customers), dtype=bool) if excluded is None else np.asarray(excluded, dtype=bool)
     solution = solve_plan(options, settings.budget, excluded=excluded)

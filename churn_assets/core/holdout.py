@@ -79,8 +79,10 @@ def holdout_power(
     for segment in pd.unique(segments):
         mine = segments == segment
         p_control = float(p[mine].mean())
-        # expected churn if all were treated: p x (1 - effect), effect = saved / (p x value)
-        treated_churn = float((p[mine] - np.divide(saved[mine], value[mine], out=np.zeros(mine.sum()), where=value[mine] > 0)).mean())
+        # expected churn if all were treated: p - churn prevented (saved / value); an uplift model's
+        # estimate of the churn prevented may exceed the churn model's p, hence the clip
+        prevented = np.divide(saved[mine], value[mine], out=np.zeros(mine.sum()), where=value[mine] > 0)
+        treated_churn = float(np.clip(p[mine] - prevented, 0.0, 1.0).mean())
         effect = 1 - treated_churn / p_control if p_control > 0 else 0.0
         n, n_control = int(mine.sum()), int(held[mine].sum())
         needed = share_for_power(p_control, effect, n)

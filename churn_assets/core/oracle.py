@@ -54,16 +54,17 @@ def true_options(known: pd.DataFrame, catalogue) -> tuple[Options, bool]:
 
 
 def compare_with_oracle(
-    customers: pd.DataFrame, truth: pd.DataFrame, settings, catalogues: dict[str, tuple], excluded: np.ndarray | None = None
+    customers: pd.DataFrame, truth: pd.DataFrame, settings, catalogues: dict[str, tuple], excluded: np.ndarray | None = None,
+    uplifts: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Per policy at the same treated spend: customers, spend, the net value it expects and the
     net value realised under the truth; plus the oracle plan. ``catalogues`` names the effects
     each optimised plan is solved with, the plan as built first; the baselines are those of the
-    first. ``customers`` and ``excluded`` as for ``plan_with_baselines`` (the oracle may not act
-    on the excluded either)."""
+    first; ``uplifts`` the uplift model's churn prevented for those that use it. ``customers`` and
+    ``excluded`` as for ``plan_with_baselines`` (the oracle may not act on the excluded either)."""
     excluded = np.zeros(len(customers), dtype=bool) if excluded is None else excluded
     outcomes = {
-        name: plan_with_baselines(customers, settings, plot=False, catalogue=c, excluded=excluded)
+        name: plan_with_baselines(customers, settings, plot=False, catalogue=c, excluded=excluded, uplift=(uplifts or {}).get(name))
         for name, c in catalogues.items()
     }
     known = customers.merge(truth, on="customer_id", how="left", validate="one_to_one")

@@ -79,15 +79,20 @@ class Options:
     net: np.ndarray
 
 
-def action_options(customers: pd.DataFrame, actions: tuple[Action, ...]) -> Options:
-    """``customers`` needs churn_probability, expected_value, avg_order_value, segment, marketing_opt_in."""
+def action_options(customers: pd.DataFrame, actions: tuple[Action, ...], uplift: np.ndarray | None = None) -> Options:
+    """``customers`` needs churn_probability, expected_value, avg_order_value, segment, marketing_opt_in.
+    ``uplift``: churn prevented per customer and action, by an uplift model, where known (not nan):
+    it replaces churn probability x the action's effect there."""
     p = customers["churn_probability"].to_numpy(float)
     value = customers["expected_value"].to_numpy(float)
     segment = customers["segment"].astype(object).where(customers["segment"].notna(), "unknown").to_numpy()
     opted_in = customers["marketing_opt_in"].astype("boolean").fillna(False).to_numpy(bool)
     aov = customers["avg_order_value"].to_numpy(float)
     cost = np.column_stack([a.cost(aov) for a in actions])
-    saved = np.column_stack([p * a.effects(segment) * value for a in actions])
+    prevented = np.column_stack([p * a.effects(segment) for a in actions])
+    if uplift is not None:
+        prevented = np.where(np.isnan(uplift), prevented, uplift)
+    saved = prevented * value[:, None]
     net = saved - cost
     for j, a in enumerate(actions):
         if a.requires_opt_in:

@@ -117,3 +117,19 @@ def spend_curve_figure(curve: pd.DataFrame, budget: float, spend: float, value: 
     ax.plot([spend], [value], "o", color="tab:red", label=f"plan: {value:,.0f} for {spend:,.0f}")
     ax.set(xlabel="spend", ylabel="expected net value")
     return _finish(fig, ax)
+
+
+def qini_figure(curves: dict[str, dict[str, pd.DataFrame]], note: str) -> plt.Figure:
+    """Per action, the Qini curves of each targeting policy on the held-out campaigns, beside random."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 4), dpi=80, squeeze=False)
+    for ax, (action, by_policy) in zip(axes[0], curves.items()):
+        for policy, curve in by_policy.items():
+            ax.plot(*_thin(curve["share"].to_numpy(), curve["retained"].to_numpy()), label=policy)
+        end = next(iter(by_policy.values()))["retained"].iloc[-1]
+        ax.plot([0, 1], [0, end], ":", color="grey", label="random")
+        ax.set(title=action, xlabel="share targeted (best first)", ylabel="customers retained")
+        ax.legend(loc="best", fontsize=7)
+    fig.suptitle(f"Qini curves, out-of-time: {note}", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from churn_assets.core.action_effects import effects_in_words, plan_catalogue
+from churn_assets.core.action_effects import effects_in_words
 from churn_assets.core.campaign_contacts import in_running_campaign
 from churn_assets.core.gold import (
     customer_value_schema,
@@ -19,13 +19,14 @@ from churn_assets.core.gold import (
     retention_actions_schema,
 )
 from churn_assets.core.model import dropped_features_table
+from churn_assets.core.plan_effects import plan_effects
 from churn_assets.core.summary import (
     create_views_sql,
     retention_summary_schema,
     retention_summary_sql,
 )
 from churn_assets.core.value import value_for_snapshot
-from churn_assets.core.warehouse import query_frame, table_exists
+from churn_assets.core.warehouse import query_frame
 from churn_assets.defs.automation import follow_upstream_months
 from churn_assets.defs.config import PLAN_KNOBS, VALUE_KNOBS, knobs_config, with_knobs
 from churn_assets.defs.failures import named_failure
@@ -38,6 +39,7 @@ from churn_assets.defs.keys import (
     RETENTION_ACTIONS,
     RETENTION_SUMMARY,
     SILVER_TRANSACTIONS,
+    UPLIFT_VALIDATION,
 )
 from churn_assets.defs.metadata import (
     add_row_counts_per_partition,
@@ -141,7 +143,7 @@ def _plan_asset(settings: Settings) -> dg.AssetsDefinition:
             "out as the control group (keeps its action, is not contacted). Customers a running campaign is still "
             "measuring are left out."
         ),
-        deps=[CUSTOMER_VALUE, CUSTOMER_FEATURES, ACTION_EFFECTS, CAMPAIGN_CONTACTS],
+        deps=[CUSTOMER_VALUE, CUSTOMER_FEATURES, ACTION_EFFECTS, UPLIFT_VALIDATION, CAMPAIGN_CONTACTS],
         kinds={"duckdb", "pandas", "scipy"},
         **_snapshot_table(settings, RETENTION_ACTIONS, schema),
     )
@@ -152,19 +154,20 @@ def _plan_asset(settings: Settings) -> dg.AssetsDefinition:
             with warehouse.get_connection() as connection:  # one for every month: DuckDB keeps its cache
                 for key in keys:
                     customers = query_frame(connection, plan_customers_sql(key))
-                    effects = _effects(connection, key)
-                    catalogue, source = plan_catalogue(run_settings.action_catalogue, effects, run_settings.effect_source)
+                    effects = plan_effects(connection, customers, key, run_settings)
                     # the spend curve is drawn for the newest month of a run only: a figure costs a
                     # quarter of a second and nobody looks at a backfill's
                     running = in_running_campaign(connection, customers, key, settings.churn_horizon_days)
                     outcome = plan_with_baselines(
-                        customers, run_settings, plot=key == keys[-1], catalogue=catalogue, excluded=running
+                        customers, run_settings, plot=key == keys[-1], catalogue=effects.catalogue, excluded=running,
+                        uplift=effects.uplift,
                     )
+                    measured = effects.effects
                     context.add_asset_metadata({
                         **_plan_metadata(outcome, customers, run_settings),
                         "customers_in_a_running_campaign": int(running.sum()),
-                        "effect_source": source,
-                        "effects": dg.MetadataValue.md(effects_in_words(effects).to_markdown(index=False) if len(effects) else "none measured"),
+                        "effect_source": effects.source,
+                        "effects": dg.MetadataValue.md(effects_in_words(measured).to_markdown(index=False) if len(measured) else "none measured"),
                     }, partition_key=key)
                     frames.append(outcome.plan)
             plan = _months(context, frames, schema)
@@ -172,13 +175,6 @@ def _plan_asset(settings: Settings) -> dg.AssetsDefinition:
             return plan
 
     return retention_actions
-
-
-def _effects(connection, key: str) -> pd.DataFrame:
-    """The learned action effects for month ``key`` (none before they were ever built)."""
-    if not table_exists(connection, "gold", "action_effects"):
-        return pd.DataFrame(columns=["action", "segment", "campaigns", "treated", "controls", "prior_effect", "measured_effect", "effect"])
-    return query_frame(connection, f"select * from gold.action_effects where snapshot_date = date '{key}'")
 
 
 def _plan_metadata(outcome, customers: pd.DataFrame, settings: Settings) -> dict:

@@ -22,6 +22,7 @@ CONTACT_QUARANTINE = dg.AssetKey(["silver", "campaign_contacts_quarantine"])
 CAMPAIGN_OUTCOMES = dg.AssetKey(["gold", "campaign_outcomes"])
 CAMPAIGN_EXECUTION = dg.AssetKey(["gold", "campaign_execution"])
 ACTION_EFFECTS = dg.AssetKey(["gold", "action_effects"])
+UPLIFT_VALIDATION = dg.AssetKey(["gold", "uplift_validation"])
 
 # The blocking check that proves every bronze row is in silver or the quarantine.
 ROW_ACCOUNTING = dg.AssetCheckKey(SILVER_TRANSACTIONS, "row_accounting")

@@ -39,6 +39,7 @@ from churn_assets.defs.keys import (
     CHURN_MODEL,
     CHURN_PREDICTIONS,
     CUSTOMER_FEATURES,
+    UPLIFT_VALIDATION,
 )
 from churn_assets.defs.metadata import (
     add_row_counts_per_partition,
@@ -298,7 +299,7 @@ ml_job = dg.define_asset_job(
     # the campaign tables follow their own months (a read-out waits for its horizon), and the plan
     # reads the month's learned effects as the automation last built them
     selection=dg.AssetSelection.groups("ml", "gold") - dg.AssetSelection.assets(
-        ACTION_EFFECTS, CAMPAIGN_OUTCOMES, CAMPAIGN_EXECUTION
+        ACTION_EFFECTS, UPLIFT_VALIDATION, CAMPAIGN_OUTCOMES, CAMPAIGN_EXECUTION
     ),
     description="Model (with its champion gate), predictions, customer value and retention plan for a month or a range.",
 )
