@@ -245,7 +245,8 @@ def test_browser_shows_the_asset_graph_and_an_assets_columns(live):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        # tall enough for a whole group's graph: the UI renders only the nodes inside the viewport
+        page = browser.new_page(viewport={"width": 2000, "height": 2600})
         page.goto(f"{url}/locations/churn_assets/asset-groups/silver/lineage", wait_until="networkidle")
         _dismiss_welcome_dialog(page)
         for name in ("transactions", "customer_features", "churn_labels", "campaign_contacts", "churn_model"):

@@ -14,7 +14,6 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import mlflow
-import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -324,11 +323,9 @@ def test_report_scores_the_plan_against_the_latent_truth_and_an_oracle(trained, 
     assert report["plan_share_of_oracle"] == policies["optimised plan (measured effects)"]["share_of_oracle"]
     assert {"effect_ci_coverage", "learned_over_assumed_realised_value", "effects"} <= set(report)
     assert {e["action"] for e in report["effects"]} <= {"discount_voucher", "win_back_email", "loyalty_reward"}
-    # the uplift model's ranking judged by the true churn prevented: the truth's own order is the best there is
-    qini = pd.DataFrame(report["uplift_qini_vs_truth"])
-    assert set(qini["ranking"]) == {"uplift model", "segment estimates", "highest risk first", "truth", "random"}
-    assert (qini.loc[qini["ranking"] == "truth", "qini_share"] == 1.0).all()
-    assert (qini.groupby("action")["auuc"].max() == qini[qini["ranking"] == "truth"].set_index("action")["auuc"]).all()
+    # one matured campaign with 17 controls cannot carry an uplift model: the report says so rather than judge one
+    assert report["uplift_qini_vs_truth"] == []
+    assert "Qini against the truth not judged: no uplift model: the controls are 17 rows, fewer than 20" in report["notes"]
     assert cli_main(home) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("Snapshot 2025-01-01:") and "the plan's effects: measured" in lines[0]

@@ -3,11 +3,13 @@
 import dataclasses
 import math
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from churn_assets.core.generate import TRUTH_FILE
 from churn_assets.core.parquet import read_parquet
+from churn_assets.core.report import plan_report
 from churn_assets.core.simulation import SIMULATED_CONTACTS_FILE
 from churn_assets.simulate import simulate
 from churn_assets_tests.conftest import query
@@ -48,6 +50,13 @@ def test_six_months_of_the_loop_execute_each_plan_land_each_month_and_read_out_t
     assert validation["auuc_uplift"].notna().all() and (validation["auuc_gain_low"] <= validation["auuc_gain_high"]).all()
     assert (validation["uses_uplift"] == (validation["auuc_gain_low"] > 0)).all()
     assert all((r.realised_uplift is not None) == (r.effect_source == "uplift") for r in results)
+    # the report judges the uplift model's ranking by the true churn prevented: no ranking beats the truth's own
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+        qini = plan_report(connection, read_parquet(settings.truth_dir / TRUTH_FILE), settings).qini
+    assert set(qini["ranking"]) == {"uplift model", "segment estimates", "highest risk first", "truth", "random"}
+    assert (qini.loc[qini["ranking"] == "truth", "qini_share"] == 1.0).all()
+    truth_order = qini[qini["ranking"] == "truth"].set_index("action")["auuc"]
+    assert (qini.groupby("action")["auuc"].max() - truth_order <= 1e-12).all()
     # the truth grew by the customers who signed up, and keeps every simulated contact's two potential outcomes
     truth = read_parquet(settings.truth_dir / TRUTH_FILE)
     assert len(truth) > customers_before and truth["customer_id"].is_unique

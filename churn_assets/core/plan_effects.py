@@ -66,6 +66,8 @@ def plan_effects(connection, customers: pd.DataFrame, snapshot: str, settings, s
 def model_uplift(connection, customers: pd.DataFrame, snapshot: str, settings, catalogue: tuple[Action, ...], actions: set[str]) -> tuple[np.ndarray, str]:
     """Churn prevented per customer of ``customers`` and action in ``actions`` by the uplift model
     fitted on every campaign matured by ``snapshot`` (nan for the other actions), and in words."""
+    if not table_exists(connection, "silver", "campaign_contacts"):
+        return np.full((len(customers), len(catalogue)), np.nan), "no campaign contacts have landed"
     contacts = query_frame(connection, matured_contacts_sql(date.fromisoformat(snapshot), settings.churn_horizon_days))
     columns = ", ".join(FEATURE_COLUMNS)
     features = query_frame(

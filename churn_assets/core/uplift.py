@@ -257,6 +257,8 @@ def _auuc_of(score: np.ndarray, treated: np.ndarray, churned: np.ndarray) -> flo
 def _test_campaigns(contacts: pd.DataFrame, campaigns: list) -> object | None:
     """The oldest campaign of the newest ones that together hold ``MIN_TEST_CONTROLS`` controls,
     leaving at least one older campaign to learn from; None when there is no such split."""
+    if len(campaigns) < 2:
+        return None
     controls = contacts[contacts["is_control"]].groupby("campaign").size()
     held = 0
     for k in range(len(campaigns) - 1, 0, -1):
