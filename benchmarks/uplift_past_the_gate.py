@@ -1,5 +1,6 @@
 """What the uplift model's plan would realise had it passed its out-of-time gate: a month's plan
-re-solved with the model for chosen actions, valued under the generator's truth at equal spend
+re-solved with the model for chosen actions, its estimates raw and scaled to the segments'
+measured effects (as the plan uses them), valued under the generator's truth at equal spend
 beside the plans with measured and with assumed effects.
 
     python benchmarks/uplift_past_the_gate.py --home H [--snapshot 2026-01-01]
@@ -20,7 +21,7 @@ from churn_assets.core.generate import TRUTH_FILE
 from churn_assets.core.gold import plan_customers_sql
 from churn_assets.core.oracle import compare_with_oracle, truth_at_snapshot
 from churn_assets.core.parquet import read_parquet
-from churn_assets.core.plan_effects import model_uplift, plan_effects
+from churn_assets.core.plan_effects import model_uplift, plan_effects, scaled_to_segments
 from churn_assets.core.warehouse import query_frame
 from churn_assets.settings import Settings
 
@@ -48,8 +49,10 @@ def main() -> None:
         catalogues = {"measured effects": measured.catalogue, "assumed effects": settings.action_catalogue}
         uplifts = {}
         for name, actions in FORCED.items():
-            uplifts[name], _ = model_uplift(connection, customers, snapshot, settings, measured.catalogue, actions)
-            catalogues[name] = measured.catalogue
+            raw, _ = model_uplift(connection, customers, snapshot, settings, measured.catalogue, actions)
+            uplifts[f"{name}, raw"] = raw
+            uplifts[f"{name}, scaled"] = scaled_to_segments(raw, customers, measured.catalogue)
+        catalogues.update({name: measured.catalogue for name in uplifts})
     table = compare_with_oracle(customers, truth, settings, catalogues, running, uplifts)
     print(f"Snapshot {snapshot}, budget {settings.budget:,.0f}, valued under the truth at equal spend:")
     print(table.round({"customers": 0, "spend": 0, "expected_net_value": 0, "realised_net_value": 0, "share_of_oracle": 3}).to_string())

@@ -219,14 +219,17 @@ def _gold(connection, settings: Settings, snapshot: str, step: Step, plot: bool)
         timed.rows = len(value)
     with step("gold.action_effects") as timed:
         cells = query_frame(connection, matured_contacts_sql(date.fromisoformat(snapshot), settings.churn_horizon_days))
-        effects = learned_effects(cells, settings.action_catalogue, date.fromisoformat(snapshot), settings.effect_prior_sd)
+        effects = learned_effects(
+            cells, settings.action_catalogue, date.fromisoformat(snapshot), settings.effect_prior_sd, settings.segment_effect_sd
+        )
         if len(effects):
             _write(connection, "gold.action_effects", effects, append=True)
         timed.rows = len(effects)
     with step("gold.uplift_validation") as timed:
         contacts = query_frame(connection, matured_customers_sql(date.fromisoformat(snapshot), settings.churn_horizon_days))
         validation = validate_out_of_time(
-            contacts, settings.action_catalogue, date.fromisoformat(snapshot), settings.effect_prior_sd, settings.seed
+            contacts, settings.action_catalogue, date.fromisoformat(snapshot), settings.effect_prior_sd, settings.segment_effect_sd,
+            settings.seed,
         )
         _write(connection, "gold.uplift_validation", uplift_validation_schema().validate(validation.table), append=True)
         timed.rows = len(validation.table)

@@ -130,7 +130,12 @@ class Settings:
     )
     effect_prior_sd: float = _setting(
         0.15, "CHURN_EFFECT_PRIOR_SD",
-        "Standard deviation of the catalogue's effect as a prior for a measured one: smaller trusts the catalogue longer.",
+        "Standard deviation of an action's learned effect around the catalogue's: smaller trusts the catalogue longer.",
+    )
+    segment_effect_sd: float = _setting(
+        0.1, "CHURN_SEGMENT_EFFECT_SD",
+        "Standard deviation of a segment's learned effect around its action's: smaller lets a segment with few controls "
+        "borrow more from the action's other segments.",
     )
     seed: int = _setting(42, "CHURN_SEED", "Seed for sample data, model training and control groups.")
     sample_customers: int = _setting(
@@ -179,6 +184,8 @@ class Settings:
             raise SettingsError(f"CHURN_EFFECT_SOURCE must be one of {', '.join(EFFECT_SOURCES)}, got {self.effect_source!r}")
         if not self.effect_prior_sd > 0:
             raise SettingsError(f"CHURN_EFFECT_PRIOR_SD must be positive, got {self.effect_prior_sd}")
+        if not self.segment_effect_sd > 0:
+            raise SettingsError(f"CHURN_SEGMENT_EFFECT_SD must be positive, got {self.segment_effect_sd}")
         self.action_catalogue  # noqa: B018
         if not _MEMORY_SIZE.fullmatch(self.duckdb_memory_limit):
             raise SettingsError(

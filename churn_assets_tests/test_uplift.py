@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from churn_assets.core.features import FEATURE_COLUMNS
-from churn_assets.core.plan import DEFAULT_ACTIONS, action_options
+from churn_assets.core.plan import DEFAULT_ACTIONS, Action, action_options
+from churn_assets.core.plan_effects import scaled_to_segments
 from churn_assets.core.uplift import (
     MIN_TEST_CONTROLS,
     auuc,
@@ -79,7 +80,7 @@ def test_the_uplift_model_finds_who_an_action_moves():
 
 def test_out_of_time_the_model_wins_where_effects_vary_inside_segments_and_the_plan_uses_it_only_there():
     contacts = _contacts(np.random.default_rng(2), campaigns=4, per_campaign=3000)
-    validation = validate_out_of_time(contacts, DEFAULT_ACTIONS, S, prior_sd=0.15, seed=0).table.set_index("action")
+    validation = validate_out_of_time(contacts, DEFAULT_ACTIONS, S, prior_sd=0.15, segment_sd=0.1, seed=0).table.set_index("action")
     assert (validation["test_campaigns"] == 1).all() and (validation["test_controls"] >= MIN_TEST_CONTROLS).all()
     voucher = validation.loc[VOUCHER]
     assert voucher["uses_uplift"], voucher["reason"]
@@ -98,10 +99,10 @@ def test_out_of_time_the_model_wins_where_effects_vary_inside_segments_and_the_p
 
 def test_without_a_campaign_to_test_on_no_action_uses_the_model_and_the_table_says_why():
     contacts = _contacts(np.random.default_rng(3), campaigns=1, per_campaign=2000)
-    table = validate_out_of_time(contacts, DEFAULT_ACTIONS, S, prior_sd=0.15, seed=0).table
+    table = validate_out_of_time(contacts, DEFAULT_ACTIONS, S, prior_sd=0.15, segment_sd=0.1, seed=0).table
     assert not table["uses_uplift"].any()
     assert table["reason"].str.contains("1 matured campaign").all()
-    empty = validate_out_of_time(contacts.head(0), DEFAULT_ACTIONS, S, prior_sd=0.15, seed=0).table
+    empty = validate_out_of_time(contacts.head(0), DEFAULT_ACTIONS, S, prior_sd=0.15, segment_sd=0.1, seed=0).table
     assert len(empty) == len(DEFAULT_ACTIONS) and not empty["uses_uplift"].any()
 
 
@@ -112,3 +113,16 @@ def test_a_ranking_no_better_than_its_baseline_is_never_used():
     assert gain_interval(score, score, treated, churned, seed=0) == (0.0, 0.0)
     low, high = gain_interval(score, rng.random(500), treated, churned, seed=0)
     assert low < 0 < high  # two random rankings: the interval straddles zero
+
+
+def test_the_plan_takes_whom_from_the_model_and_how_much_from_the_measured_effects():
+    customers = pd.DataFrame({
+        "segment": ["vip", "vip", "consumer", "consumer", "consumer"], "churn_probability": [0.5, 0.5, 0.4, 0.4, 0.4],
+    })
+    voucher = Action("voucher", fixed_cost=1.0, effect=0.2, effect_by_segment={"consumer": -0.1})
+    raw = np.array([[0.3], [0.1], [0.2], [0.1], [0.3]])
+    scaled = scaled_to_segments(raw, customers, (voucher,))
+    # vips: mean churn prevented 0.5 x 0.2 = 0.1, the model's order kept
+    assert scaled[:2, 0] == pytest.approx([0.15, 0.05])
+    # a segment the measured effect says it harms gets the measured estimate, whatever the model says
+    assert scaled[2:, 0] == pytest.approx([-0.04, -0.04, -0.04])

@@ -2,13 +2,13 @@
 on every campaign matured by a snapshot and shrunk toward the catalogue's assumption.
 
 The measured effect of a cell (action x customer segment, pooled over campaigns) is 1 - treated
-churn / control churn, with the variance of the delta method on the log relative risk. It is
-combined with the catalogue's effect as a normal prior of standard deviation ``prior_sd``
-(normal-normal conjugate shrinkage): a cell with few controls stays near the assumption, a cell
-with many follows its measurement. Controls are randomised within each campaign and action at
-one share, so pooled counts compare like with like.
+churn / control churn, with the variance of the delta method on the log relative risk. The cells
+are combined in a normal hierarchy (``learned_effects``): an action's effect around the
+catalogue's (sd ``prior_sd``), a segment's around its action's (sd ``segment_sd``). A cell with few
+controls borrows from its action's other segments and the catalogue; a cell with many follows its
+measurement. Controls are randomised within each campaign and action at one share, so pooled
+counts compare like with like.
 """
-
 from __future__ import annotations
 
 import dataclasses
@@ -55,44 +55,84 @@ def measured_effect(treated: int, treated_churned: int, controls: int, controls_
     return 1 - ratio, ratio**2 * log_variance
 
 
-def learned_effects(cells: pd.DataFrame, catalogue: tuple[Action, ...], snapshot: date, prior_sd: float, alpha: float = 0.05) -> pd.DataFrame:
+def learned_effects(
+    cells: pd.DataFrame, catalogue: tuple[Action, ...], snapshot: date, prior_sd: float, segment_sd: float, alpha: float = 0.05
+) -> pd.DataFrame:
     """One row per catalogue action and customer segment seen in ``cells`` (``matured_contacts_sql``):
-    the measured effect with its interval, the catalogue's prior, and the shrunk ``effect`` with
-    its interval (the prior alone where nothing was measured)."""
+    the measured effect with its interval, the catalogue's prior, the action's effect pooled over
+    its segments, and the segment's shrunk ``effect`` with its interval (the prior alone where
+    nothing was measured).
+
+    A normal hierarchy: an action's effect varies around the catalogue's with sd ``prior_sd``, a
+    segment's around its action's with sd ``segment_sd`` (offset by the catalogue's own segment
+    effect); each cell's measurement is normal with its delta-method variance. A segment's
+    posterior takes its action's effect as learned from the other segments as its prior, so no
+    measurement counts twice."""
     segments = sorted(set(cells["segment"])) if len(cells) else []
     z = norm.ppf(1 - alpha / 2)
     rows = []
     for action in catalogue:
+        counts = {s: _cell_counts(cells, action.name, s) for s in segments}
+        measured = {s: measured_effect(int(c["treated"]), int(c["treated_churned"]), int(c["controls"]), int(c["controls_churned"]))
+                    for s, c in counts.items()}
+        offset = {s: float(action.effect_by_segment.get(s, action.effect)) - action.effect for s in segments}
+        pooled, _ = _action_effect(action.effect, prior_sd, segment_sd, measured, offset)
         for segment in segments:
-            row = cells[(cells["action"] == action.name) & (cells["segment"] == segment)]
-            counts = row.iloc[0] if len(row) else pd.Series({
-                "campaigns": 0, "treated": 0, "controls": 0, "treated_churned": 0, "controls_churned": 0
-            })
-            measured, variance = measured_effect(
-                int(counts["treated"]), int(counts["treated_churned"]), int(counts["controls"]), int(counts["controls_churned"])
-            )
-            prior = float(action.effect_by_segment.get(segment, action.effect))
-            precision = 1 / prior_sd**2 + (0.0 if math.isinf(variance) else 1 / variance)
-            effect = (prior / prior_sd**2 + (0.0 if math.isinf(variance) else measured / variance)) / precision
-            sd = math.sqrt(1 / precision)
-            spread = z * math.sqrt(variance) if not math.isinf(variance) else math.nan
+            value, variance = measured[segment]
+            others = {s: m for s, m in measured.items() if s != segment}
+            mean, spread = _action_effect(action.effect, prior_sd, segment_sd, others, offset)
+            effect, sd = _normal_posterior(mean + offset[segment], spread + segment_sd**2, value, variance)
+            interval = z * math.sqrt(variance) if not math.isinf(variance) else math.nan
+            c = counts[segment]
             rows.append({
                 "snapshot_date": pd.Timestamp(snapshot), "action": action.name, "segment": segment,
-                "campaigns": int(counts["campaigns"]), "treated": int(counts["treated"]), "controls": int(counts["controls"]),
-                "measured_effect": measured, "measured_low": measured - spread, "measured_high": measured + spread,
-                "prior_effect": prior, "effect": effect, "effect_low": effect - z * sd, "effect_high": effect + z * sd,
+                "campaigns": int(c["campaigns"]), "treated": int(c["treated"]), "controls": int(c["controls"]),
+                "measured_effect": value, "measured_low": value - interval, "measured_high": value + interval,
+                "prior_effect": action.effect + offset[segment], "pooled_effect": pooled,
+                "effect": effect, "effect_low": effect - z * sd, "effect_high": effect + z * sd,
             })
     return pd.DataFrame(rows, columns=list(action_effects_schema().columns))
 
 
+def _cell_counts(cells: pd.DataFrame, action: str, segment: str) -> pd.Series:
+    row = cells[(cells["action"] == action) & (cells["segment"] == segment)]
+    if len(row):
+        return row.iloc[0]
+    return pd.Series({"campaigns": 0, "treated": 0, "controls": 0, "treated_churned": 0, "controls_churned": 0})
+
+
+def _action_effect(prior: float, prior_sd: float, segment_sd: float, measured: dict, offset: dict) -> tuple[float, float]:
+    """The action's effect (mean, variance) given the catalogue's and the segments' ``measured``
+    (effect, variance) pairs: each segment's measurement less its offset is the action's effect
+    plus the segment's own deviation (variance ``segment_sd**2``)."""
+    precision, weighted = 1 / prior_sd**2, prior / prior_sd**2
+    for segment, (value, variance) in measured.items():
+        if not math.isinf(variance):
+            weight = 1 / (segment_sd**2 + variance)
+            precision, weighted = precision + weight, weighted + weight * (value - offset[segment])
+    return weighted / precision, 1 / precision
+
+
+def _normal_posterior(prior: float, prior_variance: float, value: float, variance: float) -> tuple[float, float]:
+    """Posterior mean and sd of a normal prior updated by one normal measurement (none if its variance is infinite)."""
+    precision = 1 / prior_variance + (0.0 if math.isinf(variance) else 1 / variance)
+    mean = (prior / prior_variance + (0.0 if math.isinf(variance) else value / variance)) / precision
+    return mean, math.sqrt(1 / precision)
+
+
 def learned_catalogue(catalogue: tuple[Action, ...], effects: pd.DataFrame) -> tuple[Action, ...]:
     """The catalogue with each action's effect per segment replaced by the learned one; segments
-    without a learned effect keep the catalogue's."""
+    without one take the action's pooled effect, offset as the catalogue offsets them."""
     learned = []
     for action in catalogue:
         rows = effects[effects["action"] == action.name]
-        by_segment = {**action.effect_by_segment, **dict(zip(rows["segment"], rows["effect"].astype(float)))}
-        learned.append(dataclasses.replace(action, effect_by_segment=by_segment))
+        if rows.empty:
+            learned.append(action)
+            continue
+        # a segment no campaign reached takes the action's pooled effect, offset as in the catalogue
+        shift = float(rows["pooled_effect"].iloc[0]) - action.effect
+        by_segment = {**{s: e + shift for s, e in action.effect_by_segment.items()}, **dict(zip(rows["segment"], rows["effect"].astype(float)))}
+        learned.append(dataclasses.replace(action, effect=action.effect + shift, effect_by_segment=by_segment))
     return tuple(learned)
 
 
@@ -107,7 +147,7 @@ def plan_catalogue(catalogue: tuple[Action, ...], effects: pd.DataFrame, source:
     contacts = int(measured["treated"].sum() + measured["controls"].sum())
     return learned_catalogue(catalogue, effects), (
         f"measured: {contacts:,} contacts of {int(measured['campaigns'].max())} matured campaign(s), "
-        "each action and segment shrunk toward the catalogue's effect"
+        "each action shrunk toward the catalogue's effect and each segment toward its action's"
     )
 
 
@@ -133,6 +173,7 @@ def action_effects_schema() -> pandera.DataFrameSchema:
             "measured_low": pandera.Column(float, description="95% interval (delta method)", **optional),
             "measured_high": pandera.Column(float, **optional),
             "prior_effect": pandera.Column(float, description="The catalogue's assumed effect"),
+            "pooled_effect": pandera.Column(float, description="The action's effect learned over all its segments, shrunk toward the catalogue's"),
             "effect": pandera.Column(float, description="Shrunk toward the prior: what a measured-effect plan uses"),
             "effect_low": pandera.Column(float),
             "effect_high": pandera.Column(float),

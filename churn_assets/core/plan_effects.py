@@ -60,7 +60,28 @@ def plan_effects(connection, customers: pd.DataFrame, snapshot: str, settings, s
     uplift, used = model_uplift(connection, customers, snapshot, settings, catalogue, validated)
     if not np.isfinite(uplift).any():
         return PlanEffects(catalogue, None, f"{words}; the uplift model is used for no action: {used}", effects)
-    return PlanEffects(catalogue, uplift, f"uplift: {used}; elsewhere {words}", effects)
+    return PlanEffects(
+        catalogue, scaled_to_segments(uplift, customers, catalogue),
+        f"uplift: {used}, who gains most, scaled to each segment's measured effect; elsewhere {words}", effects,
+    )
+
+
+def scaled_to_segments(uplift: np.ndarray, customers: pd.DataFrame, catalogue: tuple[Action, ...]) -> np.ndarray:
+    """The model's churn prevented rescaled, per action and segment, to the mean the segment's
+    measured effect gives (churn probability x effect): its out-of-time test validated whom it
+    ranks first, not how much it prevents; where either mean is not positive, the segment's estimate."""
+    segment = customers["segment"].astype(object).where(customers["segment"].notna(), "unknown").to_numpy()
+    p = customers["churn_probability"].to_numpy(float)
+    scaled = uplift.copy()
+    for j, action in enumerate(catalogue):
+        if not np.isfinite(uplift[:, j]).any():
+            continue
+        estimate = p * action.effects(segment)
+        for name in np.unique(segment):
+            mine = segment == name
+            model_mean, measured_mean = uplift[mine, j].mean(), estimate[mine].mean()
+            scaled[mine, j] = uplift[mine, j] * (measured_mean / model_mean) if model_mean > 0 and measured_mean > 0 else estimate[mine]
+    return scaled
 
 
 def model_uplift(connection, customers: pd.DataFrame, snapshot: str, settings, catalogue: tuple[Action, ...], actions: set[str]) -> tuple[np.ndarray, str]:

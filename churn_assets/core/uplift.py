@@ -174,7 +174,7 @@ class Validation:
 
 
 def validate_out_of_time(
-    contacts: pd.DataFrame, actions: tuple[Action, ...], snapshot: date, prior_sd: float, seed: int
+    contacts: pd.DataFrame, actions: tuple[Action, ...], snapshot: date, prior_sd: float, segment_sd: float, seed: int
 ) -> Validation:
     """Learn from all but the newest matured campaigns and test on the newest ones (at least
     ``MIN_TEST_CONTROLS`` controls): per action, the AUUC of ranking by the uplift model, by the
@@ -193,7 +193,7 @@ def validate_out_of_time(
         risk_model = _outcome_model(informative_features(train)[0], seed).fit(model_inputs(train), train["churned"].to_numpy(int))
     except ValueError as exc:
         return _without_test(actions, snapshot, f"no uplift model: {exc}")
-    segment_effects = _segment_effects(train, actions, snapshot, prior_sd)
+    segment_effects = _segment_effects(train, actions, snapshot, prior_sd, segment_sd)
     risk = risk_model.predict_proba(model_inputs(test))[:, 1]
     uplift = learner.uplift(test, actions)
     rows, curves = [], {}
@@ -268,7 +268,9 @@ def _test_campaigns(contacts: pd.DataFrame, campaigns: list) -> object | None:
     return None
 
 
-def _segment_effects(train: pd.DataFrame, actions: tuple[Action, ...], snapshot: date, prior_sd: float) -> dict[str, dict[str, float]]:
+def _segment_effects(
+    train: pd.DataFrame, actions: tuple[Action, ...], snapshot: date, prior_sd: float, segment_sd: float
+) -> dict[str, dict[str, float]]:
     """The learned (shrunk) effect per action and segment on the training campaigns."""
     frame = train.assign(segment=train["segment"].astype(object).where(train["segment"].notna(), UNKNOWN_SEGMENT))
     churned = frame["churned"].astype(int)
@@ -279,7 +281,7 @@ def _segment_effects(train: pd.DataFrame, actions: tuple[Action, ...], snapshot:
         campaigns=("campaign", "nunique"), treated=("treated", "sum"), controls=("controls", "sum"),
         treated_churned=("treated_churned", "sum"), controls_churned=("controls_churned", "sum"),
     )
-    effects = learned_effects(cells, actions, snapshot, prior_sd)
+    effects = learned_effects(cells, actions, snapshot, prior_sd, segment_sd)
     return {a: dict(zip(rows["segment"], rows["effect"])) for a, rows in effects.groupby("action")}
 
 

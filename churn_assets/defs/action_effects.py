@@ -112,7 +112,7 @@ def _learn_effects(connection, snapshot: date, settings: Settings, plot: bool) -
     cells = query_frame(connection, matured_contacts_sql(snapshot, settings.churn_horizon_days)) if connection else None
     effects = learned_effects(
         cells if cells is not None else pd.DataFrame(columns=["action", "segment"]),
-        settings.action_catalogue, snapshot, settings.effect_prior_sd,
+        settings.action_catalogue, snapshot, settings.effect_prior_sd, settings.segment_effect_sd,
     )
     return effects, {
         "dagster/row_count": len(effects),
@@ -129,7 +129,9 @@ def _validate_uplift(connection, snapshot: date, settings: Settings, plot: bool)
         query_frame(connection, matured_customers_sql(snapshot, settings.churn_horizon_days)) if connection
         else pd.DataFrame(columns=["campaign"])
     )
-    validation = validate_out_of_time(contacts, settings.action_catalogue, snapshot, settings.effect_prior_sd, settings.seed)
+    validation = validate_out_of_time(
+        contacts, settings.action_catalogue, snapshot, settings.effect_prior_sd, settings.segment_effect_sd, settings.seed
+    )
     table = validation.table
     shown = table[["action", "test_treated", "test_controls", "auuc_uplift", "auuc_segments", "auuc_risk", "auuc_random",
                    "auuc_gain_low", "auuc_gain_high", "uses_uplift"]]

@@ -22,7 +22,7 @@ MODEL_KNOBS = (
 PREDICTION_KNOBS = ("risk_cutoffs", "drift_psi_warning")
 VALUE_KNOBS = ("value_horizon_days",)
 PLAN_KNOBS = ("budget", "control_share", "actions", "effect_source", "seed")
-EFFECT_KNOBS = ("effect_prior_sd", "actions")
+EFFECT_KNOBS = ("effect_prior_sd", "segment_effect_sd", "actions")
 
 
 def knobs_config(name: str, settings: Settings, knobs: tuple[str, ...], doc: str) -> type[dg.Config]:
