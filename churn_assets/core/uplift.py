@@ -28,7 +28,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from churn_assets.core.action_effects import UNKNOWN_SEGMENT, learned_effects
+from churn_assets.core.action_effects import UNKNOWN_SEGMENT, learned_catalogue, learned_effects
 from churn_assets.core.features import FEATURE_COLUMNS
 from churn_assets.core.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES, candidate_models, informative_features, model_inputs
 from churn_assets.core.plan import Action
@@ -142,13 +142,16 @@ def qini_curve(score: np.ndarray, treated: np.ndarray, churned: np.ndarray) -> p
     """Customers retained by treating the highest-``score`` share of a randomised sample (the
     Qini curve, churn prevented): at each cut, control churners scaled to the treated count
     minus treated churners. Ties are broken by sample order."""
-    order = np.argsort(-np.asarray(score, float), kind="stable")
-    t, y = np.asarray(treated, bool)[order], np.asarray(churned, float)[order]
+    retained = _retained(np.asarray(score, float), np.asarray(treated, bool), np.asarray(churned))
+    return pd.DataFrame({"share": np.linspace(0, 1, len(retained)), "retained": retained})
+
+
+def _retained(score: np.ndarray, treated: np.ndarray, churned: np.ndarray) -> np.ndarray:
+    """The Qini curve's heights, from 0 at no one treated: numpy only, as the bootstrap calls it thousands of times."""
+    order = np.argsort(-score, kind="stable")
+    t, y = treated[order], churned[order].astype(float)
     n_t, n_c = np.cumsum(t), np.cumsum(~t)
-    y_t, y_c = np.cumsum(y * t), np.cumsum(y * ~t)
-    retained = np.where(n_c > 0, y_c * n_t / np.maximum(n_c, 1), 0.0) - y_t
-    return pd.DataFrame({"share": np.concatenate([[0.0], np.arange(1, len(t) + 1) / len(t)]),
-                         "retained": np.concatenate([[0.0], retained])})
+    return np.concatenate([[0.0], np.where(n_c > 0, np.cumsum(y * ~t) * n_t / np.maximum(n_c, 1), 0.0) - np.cumsum(y * t)])
 
 
 def auuc(curve: pd.DataFrame, treated_count: int) -> float:
@@ -193,7 +196,7 @@ def validate_out_of_time(
         risk_model = _outcome_model(informative_features(train)[0], seed).fit(model_inputs(train), train["churned"].to_numpy(int))
     except ValueError as exc:
         return _without_test(actions, snapshot, f"no uplift model: {exc}")
-    segment_effects = _segment_effects(train, actions, snapshot, prior_sd, segment_sd)
+    learned = _learned_on(train, actions, snapshot, prior_sd, segment_sd)
     risk = risk_model.predict_proba(model_inputs(test))[:, 1]
     uplift = learner.uplift(test, actions)
     rows, curves = [], {}
@@ -201,10 +204,10 @@ def validate_out_of_time(
         mine = (test["action"] == action.name).to_numpy()
         cell = test[mine]
         treated, churned = ~cell["is_control"].to_numpy(bool), cell["churned"].to_numpy(int)
-        segment = cell["segment"].astype(object).where(cell["segment"].notna(), UNKNOWN_SEGMENT)
+        segment = cell["segment"].astype(object).where(cell["segment"].notna(), UNKNOWN_SEGMENT).to_numpy()
         scores = {
             "uplift model": uplift[mine, j],
-            "segment estimates": risk[mine] * segment.map(segment_effects.get(action.name, {})).fillna(action.effect).to_numpy(float),
+            "segment estimates": risk[mine] * learned[j].effects(segment),
             "highest risk first": risk[mine],
         }
         row = {"snapshot_date": pd.Timestamp(snapshot), "action": action.name, "test_campaigns": len(campaigns) - campaigns.index(test_from),
@@ -246,12 +249,9 @@ def gain_interval(
 
 
 def _auuc_of(score: np.ndarray, treated: np.ndarray, churned: np.ndarray) -> float:
-    """``auuc(qini_curve(...))`` without building frames: the bootstrap calls it thousands of times."""
-    order = np.argsort(-score, kind="stable")
-    t, y = treated[order], churned[order].astype(float)
-    n_t, n_c = np.cumsum(t), np.cumsum(~t)
-    retained = np.concatenate([[0.0], np.where(n_c > 0, np.cumsum(y * ~t) * n_t / np.maximum(n_c, 1), 0.0) - np.cumsum(y * t)])
-    return float(np.trapezoid(retained, np.linspace(0, 1, len(retained))) / max(int(t.sum()), 1))
+    """``auuc(qini_curve(...))`` without building a frame."""
+    retained = _retained(score, treated, churned)
+    return float(np.trapezoid(retained, np.linspace(0, 1, len(retained))) / max(int(treated.sum()), 1))
 
 
 def _test_campaigns(contacts: pd.DataFrame, campaigns: list) -> object | None:
@@ -268,12 +268,14 @@ def _test_campaigns(contacts: pd.DataFrame, campaigns: list) -> object | None:
     return None
 
 
-def _segment_effects(
+def _learned_on(
     train: pd.DataFrame, actions: tuple[Action, ...], snapshot: date, prior_sd: float, segment_sd: float
-) -> dict[str, dict[str, float]]:
-    """The learned (shrunk) effect per action and segment on the training campaigns."""
+) -> tuple[Action, ...]:
+    """The actions with the effects learned on the training campaigns only, as a plan would use them."""
     frame = train.assign(segment=train["segment"].astype(object).where(train["segment"].notna(), UNKNOWN_SEGMENT))
     churned = frame["churned"].astype(int)
+    # the training campaigns are already in memory (a subset of the matured ones); counted here, as
+    # matured_contacts_sql counts all of them in the warehouse
     cells = frame.assign(
         treated_churned=churned.where(~frame["is_control"], 0), controls_churned=churned.where(frame["is_control"], 0),
         treated=(~frame["is_control"]).astype(int), controls=frame["is_control"].astype(int),
@@ -281,8 +283,7 @@ def _segment_effects(
         campaigns=("campaign", "nunique"), treated=("treated", "sum"), controls=("controls", "sum"),
         treated_churned=("treated_churned", "sum"), controls_churned=("controls_churned", "sum"),
     )
-    effects = learned_effects(cells, actions, snapshot, prior_sd, segment_sd)
-    return {a: dict(zip(rows["segment"], rows["effect"])) for a, rows in effects.groupby("action")}
+    return learned_catalogue(actions, learned_effects(cells, actions, snapshot, prior_sd, segment_sd))
 
 
 def _column(policy: str) -> str:
