@@ -43,7 +43,8 @@ def main() -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
     from churn_assets.core.btyd import fit_bgnbd, repeat_summary
-    from churn_assets.core.generate import SampleConfig, generate_sample, write_landing
+    from churn_assets.core.generate import SampleConfig, generate_sample
+    from churn_assets.core.sample_files import write_landing
     from churn_assets.core.model import train_and_select
     from churn_assets.core.training import snapshot_features_sql, training_data
     from churn_assets.core.warehouse import query_frame

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from churn_assets.core.campaign_contacts import in_running_campaign
-from churn_assets.core.generate import TRUTH_FILE
+from churn_assets.core.sample_files import TRUTH_FILE
 from churn_assets.core.gold import plan_customers_sql
 from churn_assets.core.oracle import compare_with_oracle, truth_at_snapshot
 from churn_assets.core.parquet import read_parquet

@@ -8,6 +8,9 @@ the landing folder, so each starts cold and its peak memory is its own process t
   data), through a real Dagster instance, the DuckDB IO manager and MLflow. Step times come from
   the instance's event log.
 - ``plain``: ``churn_assets.plain``, the same work through the same core functions with no Dagster.
+
+With ``tables_only`` both stop after the tables computed inside DuckDB (bronze, silver, features
+and labels): the data path whose memory must stay flat as the data grows.
 """
 
 from __future__ import annotations
@@ -105,7 +108,10 @@ def customers_for(transactions: int) -> int:
     return max(200, round(transactions / TRANSACTIONS_PER_CUSTOMER))
 
 
-def run_bench(transactions: int, modes: tuple[str, ...], workdir: Path | None, keep: bool, seed: int, echo=print) -> list[ModeResult]:
+def run_bench(
+    transactions: int, modes: tuple[str, ...], workdir: Path | None, keep: bool, seed: int, echo=print,
+    tables_only: bool = False,
+) -> list[ModeResult]:
     """Generate, run each mode in a child process, print the table; returns the results."""
     from churn_assets.core.generate import SampleConfig
 
@@ -116,7 +122,7 @@ def run_bench(transactions: int, modes: tuple[str, ...], workdir: Path | None, k
         generated = _reuse_sample(root, config, echo)
         if generated is None:
             generated = _generate(root, config, echo)
-        results = [_run_child(mode, root, landing, echo) for mode in modes]
+        results = [_run_child(mode, root, landing, echo, tables_only) for mode in modes]
     finally:
         if not keep and workdir is None:
             shutil.rmtree(root, ignore_errors=True)
@@ -145,7 +151,8 @@ def _reuse_sample(root: Path, config, echo) -> int | None:
 
 def _generate(root: Path, config, echo) -> int:
     """Generate the sample into ``root``/landing and its truth, and record what was made."""
-    from churn_assets.core.generate import generate_sample, write_landing, write_truth
+    from churn_assets.core.generate import generate_sample
+    from churn_assets.core.sample_files import write_landing, write_truth
 
     landing = root / "landing"
     (root / SAMPLE_RECORD).unlink(missing_ok=True)
@@ -169,7 +176,7 @@ def customers_to_transactions(customers: int) -> int:
     return round(customers * TRANSACTIONS_PER_CUSTOMER)
 
 
-def _run_child(mode: str, root: Path, landing: Path, echo) -> ModeResult:
+def _run_child(mode: str, root: Path, landing: Path, echo, tables_only: bool = False) -> ModeResult:
     home = root / mode
     if home.exists():
         shutil.rmtree(home)
@@ -178,6 +185,7 @@ def _run_child(mode: str, root: Path, landing: Path, echo) -> ModeResult:
     env = {**os.environ, "CHURN_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
     echo(f"Running the {mode} pipeline ...")
     command = [sys.executable, "-m", "churn_assets.bench", "--child", mode, "--output", str(output)]
+    command += ["--tables-only"] if tables_only else []
     process = subprocess.Popen(command, env=env)
     with PeakTreeMemory(process.pid) as memory:
         code = process.wait()
@@ -242,20 +250,20 @@ def format_results(results: list[ModeResult], transactions: int) -> str:
 # -- child processes -------------------------------------------------------------------------
 
 
-def _child(mode: str, output: Path) -> int:
+def _child(mode: str, output: Path, tables_only: bool = False) -> int:
     from churn_assets.cli import _quiet_mlflow
     from churn_assets.settings import Settings
 
     _quiet_mlflow()
     settings = Settings.from_env()
     started = time.perf_counter()
-    result = _orchestrated(settings) if mode == "orchestrated" else _plain(settings)
+    result = _orchestrated(settings, tables_only) if mode == "orchestrated" else _plain(settings, tables_only)
     result.seconds = time.perf_counter() - started
     output.write_text(json.dumps(asdict(result)))
     return 0
 
 
-def _plain(settings) -> ModeResult:
+def _plain(settings, tables_only: bool = False) -> ModeResult:
     from churn_assets.plain import run_plain_pipeline
 
     steps: dict[str, StepTime] = {}
@@ -271,21 +279,23 @@ def _plain(settings) -> ModeResult:
         if timed.rows is not None:
             total.rows = (total.rows or 0) + timed.rows
 
-    snapshot = run_plain_pipeline(settings, step)
+    snapshot = run_plain_pipeline(settings, step, models=not tables_only)
     for timed in steps.values():
         print(f"  {timed.step}: {timed.seconds:.1f} s", flush=True)
     return ModeResult("plain", 0.0, snapshot, list(steps.values()))
 
 
-def _orchestrated(settings) -> ModeResult:
+def _orchestrated(settings, tables_only: bool = False) -> ModeResult:
     import dagster as dg
 
     from churn_assets.cli import ensure_dagster_home
+    from churn_assets.defs.keys import WAREHOUSE_TABLES
     from churn_assets.runner import run_pipeline
 
     ensure_dagster_home(settings)
     with dg.DagsterInstance.get() as instance:
-        report = run_pipeline(settings, instance, echo=lambda line: print(line, flush=True))
+        only = WAREHOUSE_TABLES if tables_only else None
+        report = run_pipeline(settings, instance, echo=lambda line: print(line, flush=True), only=only)
         if not report.ok:
             raise SystemExit("\n".join(report.failures))
         steps = step_times(instance)
@@ -325,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="one benchmark mode, run by `churn-assets bench`")
     parser.add_argument("--child", choices=MODES, required=True)
     parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--tables-only", action="store_true")
     args = parser.parse_args(argv)
-    return _child(args.child, args.output)
+    return _child(args.child, args.output, args.tables_only)
 
 
 if __name__ == "__main__":

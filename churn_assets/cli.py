@@ -134,6 +134,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--workdir", type=Path, default=None, help="keep data and results here (default: a temp folder, removed)")
     bench.add_argument("--keep", action="store_true", help="keep the temp folder")
     bench.add_argument("--seed", type=int, default=None, help="random seed (default $CHURN_SEED)")
+    bench.add_argument(
+        "--tables-only", action="store_true",
+        help="stop after the tables computed inside DuckDB (bronze, silver, features, labels)",
+    )
     bench.set_defaults(handler=_bench)
 
     show = commands.add_parser("settings", help="print every setting, its variable and its value")
@@ -165,7 +169,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def _generate(args, settings: Settings) -> int:
-    from churn_assets.core.generate import SOURCE_NAMES, SampleConfig, next_customer_id
+    from churn_assets.core.generate import SOURCE_NAMES, SampleConfig
+    from churn_assets.core.sample_files import next_customer_id
 
     try:
         config = SampleConfig(
@@ -196,12 +201,8 @@ def _campaign_control_share(settings: Settings) -> float:
 
 
 def _generate_into(settings: Settings, config, file_format: str = "csv", replace_truth: bool = False) -> None:
-    from churn_assets.core.generate import (
-        generate_sample,
-        merged_truth,
-        write_landing,
-        write_truth,
-    )
+    from churn_assets.core.generate import generate_sample
+    from churn_assets.core.sample_files import merged_truth, write_landing, write_truth
 
     print(
         f"Generating {config.customers:,} customers over {config.months} months from "
@@ -325,7 +326,7 @@ def _report(args, settings: Settings) -> int:
     """The plan with measured, uplift-model and assumed effects, both baselines and an oracle plan
     at the same spend, valued under the latent truth; the learned effects beside the true ones and
     the uplift model's ranking judged by the true uplift."""
-    from churn_assets.core.generate import TRUTH_FILE
+    from churn_assets.core.sample_files import TRUTH_FILE
     from churn_assets.core.parquet import read_parquet
     from churn_assets.core.report import plan_report
 
@@ -395,7 +396,10 @@ def _bench(args, settings: Settings) -> int:
     if args.workdir is not None and args.workdir.exists() and not args.workdir.is_dir():
         raise ChurnError(f"--workdir {args.workdir} is a file, not a folder")
     try:
-        run_bench(args.transactions, modes, args.workdir, args.keep, settings.seed if args.seed is None else args.seed)
+        run_bench(
+            args.transactions, modes, args.workdir, args.keep, settings.seed if args.seed is None else args.seed,
+            tables_only=args.tables_only,
+        )
     except RuntimeError as exc:
         print(f"churn-assets bench: {exc}", file=sys.stderr)
         return 1

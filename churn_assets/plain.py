@@ -33,10 +33,7 @@ from churn_assets.core.campaign_contacts import (
 )
 from churn_assets.core.campaign_execution import execution_table, plan_and_contacts_sql
 from churn_assets.core.campaign_outcomes import campaign_customers_sql, outcomes_table, with_money
-from churn_assets.core.features import (
-    features_by_snapshot,
-    labels_by_snapshot,
-)
+from churn_assets.core.features import features_query, labels_query
 from churn_assets.core.gold import (
     customer_value_schema,
     plan_customers_sql,
@@ -44,13 +41,13 @@ from churn_assets.core.gold import (
     retention_actions_schema,
 )
 from churn_assets.core.landing import scan_landing
-from churn_assets.core.model import NotEnoughHistory
+from churn_assets.core.training_window import NotEnoughHistory
 from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
 from churn_assets.core.silver import (
-    quarantine_schema,
+    quarantine_query,
     row_accounting_sql,
-    silver_and_quarantine,
-    silver_transactions_schema,
+    silver_query,
+    stage_classified_rows,
 )
 from churn_assets.core.sources import SOURCES
 from churn_assets.core.summary import (
@@ -58,6 +55,7 @@ from churn_assets.core.summary import (
     retention_summary_schema,
     retention_summary_sql,
 )
+from churn_assets.core.table_query import TableQuery, write_table_query
 from churn_assets.core.training import (
     score_with_registered_model,
     snapshot_features_sql,
@@ -76,9 +74,9 @@ class PlainPipelineError(RuntimeError):
     """A step's own check failed; the message says which and why."""
 
 
-def run_plain_pipeline(settings: Settings, step: Step) -> str:
-    """Build every table of the warehouse at ``settings.warehouse_path`` from the landed files and
-    model and plan every snapshot with data. Returns the newest (YYYY-MM-DD)."""
+def run_plain_pipeline(settings: Settings, step: Step, models: bool = True) -> str:
+    """Build every table of the warehouse at ``settings.warehouse_path`` from the landed files and,
+    with ``models``, model and plan every snapshot with data. Returns the newest (YYYY-MM-DD)."""
     with duckdb.connect(str(settings.warehouse_path), config=settings.duckdb_config) as connection:
         for schema in ("bronze", "silver", "ml", "gold"):
             connection.execute(f"create schema if not exists {schema}")
@@ -87,6 +85,8 @@ def run_plain_pipeline(settings: Settings, step: Step) -> str:
         _campaign_contacts(connection, settings, step)
         snapshots = snapshots_with_data(connection, settings.start_date)
         _snapshots(connection, settings, snapshots, step)
+        if not models:
+            return snapshots[-1]
         for table in ("ml.churn_predictions", "gold.customer_value", "gold.action_effects", "gold.uplift_validation", "gold.retention_actions",
                       "gold.retention_summary", "gold.campaign_outcomes", "gold.campaign_execution"):
             connection.execute(f"drop table if exists {table}")
@@ -103,6 +103,15 @@ def _write(connection, table: str, frame: pd.DataFrame | pa.Table, append: bool 
     if not append:
         connection.execute(f"drop table if exists {table}")
     insert_by_name(connection, table, frame)
+
+
+def _write_query(connection, table: str, query: TableQuery) -> int:
+    """Replace ``table`` with ``query``'s rows, computed and checked inside DuckDB, as the IO manager does."""
+    connection.execute("begin transaction")
+    connection.execute(f"drop table if exists {table}")
+    rows = write_table_query(connection, table, query).rows
+    connection.execute("commit")
+    return rows
 
 
 def _bronze(connection, settings: Settings, step: Step) -> None:
@@ -127,13 +136,12 @@ def _bronze(connection, settings: Settings, step: Step) -> None:
 
 def _silver(connection, settings: Settings, step: Step) -> None:
     with step("silver.transactions") as timed:
-        silver, quarantine, _ = silver_and_quarantine(
+        classified = stage_classified_rows(
             connection, "bronze.transactions", settings.max_abs_amount, settings.timestamp_rules
         )
-        silver, quarantine = silver_transactions_schema().validate(silver), quarantine_schema().validate(quarantine)
-        _write(connection, "silver.transactions", silver)
-        _write(connection, "silver.quarantine", quarantine)
-        timed.rows = len(silver) + len(quarantine)
+        timed.rows = _write_query(connection, "silver.transactions", silver_query(classified))
+        timed.rows += _write_query(connection, "silver.quarantine", quarantine_query(classified))
+        connection.execute(f"drop table {classified}")
     with step("silver.transactions_row_accounting"):
         accounting = connection.execute(
             row_accounting_sql("bronze.transactions", "silver.transactions", "silver.quarantine")
@@ -174,9 +182,8 @@ def _campaigns(connection, settings: Settings, step: Step) -> None:
 def _snapshots(connection, settings: Settings, snapshots: list[str], step: Step) -> None:
     with step("silver.customer_features") as timed:
         dates = [date.fromisoformat(s) for s in snapshots]
-        features = features_by_snapshot(connection, dates, settings.timestamp_rules)
-        _write(connection, "silver.customer_features", features)
-        timed.rows = features.num_rows
+        features, _ = features_query(connection, dates, settings.timestamp_rules)
+        timed.rows = _write_query(connection, "silver.customer_features", features)
     for check, sql in (
         ("unique_customer_per_snapshot", repeated_pairs_sql("silver.customer_features", ("snapshot_date", "customer_id"))),
         ("no_data_at_or_after_snapshot", rows_at_or_after_snapshot_sql("silver.customer_features")),
@@ -185,9 +192,8 @@ def _snapshots(connection, settings: Settings, snapshots: list[str], step: Step)
             if connection.execute(sql).fetchall()[0][0]:
                 raise PlainPipelineError(f"check {check} on silver.customer_features failed")
     with step("silver.churn_labels") as timed:
-        labels, _, _ = labels_by_snapshot(connection, dates, settings.churn_horizon_days)
-        _write(connection, "silver.churn_labels", labels)
-        timed.rows = labels.num_rows
+        labels, _, _ = labels_query(connection, dates, settings.churn_horizon_days)
+        timed.rows = _write_query(connection, "silver.churn_labels", labels)
 
 
 def _model_and_predictions(connection, settings: Settings, snapshot: str, step: Step, plots: bool) -> bool:

@@ -14,7 +14,7 @@ import gc
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -129,10 +129,11 @@ def run_pipeline(
     verbose: bool = False,
     echo: Callable[[str], None] = lambda _: None,
     settle_seconds: float | None = None,
+    only: Collection[dg.AssetKey] | None = None,
 ) -> PipelineReport:
     """Ingest every new landed file into bronze once it has settled (``settle_seconds``, default the
-    setting), then build what the automation conditions call stale, round after round, until
-    nothing is, and take the landing ledger. Returns what happened."""
+    setting), then build what the automation conditions call stale (of ``only``, when given),
+    round after round, until nothing is, and take the landing ledger. Returns what happened."""
     settle_seconds = settings.settle_seconds if settle_seconds is None else settle_seconds
     started = time.perf_counter()
     instance = instance or dg.DagsterInstance.get()
@@ -159,7 +160,7 @@ def run_pipeline(
             if not _ingest(instance, settings, source, decisions, run_config, report, echo):
                 machine_stopped = True  # a lock, a full disk: the next run goes on from here
                 break
-    _build_stale(instance, definitions, settings, run_config, report, echo)
+    _build_stale(instance, definitions, settings, run_config, report, echo, only)
     if machine_stopped:
         report.notices.append("landing ledger not taken: the warehouse could not be written (see the problems below)")
     else:
@@ -201,12 +202,12 @@ def _take_ledger(instance, settings: Settings, run_config, report: PipelineRepor
 MAX_ROUNDS = 10  # a round per layer that waits for the one before (silver, then the months)
 
 
-def _build_stale(instance, definitions, settings, run_config, report, echo) -> None:
+def _build_stale(instance, definitions, settings, run_config, report, echo, only=None) -> None:
     """Run what is stale, then ask again: silver first, then every month it reaches."""
     failures_before = len(report.failures)  # a refused landed file stops nothing that follows
     models: dict[str, dict] = {}  # the model metadata of every month built, by month
     for round_number in range(MAX_ROUNDS):
-        stale = stale_partitions(definitions, instance)
+        stale = {k: v for k, v in stale_partitions(definitions, instance).items() if only is None or k in only}
         if not stale:
             if round_number == 0:
                 echo("Nothing is stale: every table is up to date.")

@@ -225,7 +225,7 @@ class Settings:
     @property
     def candidate_list(self) -> tuple[str, ...]:
         """The model candidates named in ``CHURN_MODEL_CANDIDATES``."""
-        from churn_assets.core.model import CANDIDATES
+        from churn_assets.core.candidates import CANDIDATES
 
         names = tuple(n.strip() for n in self.model_candidates.split(",") if n.strip())
         unknown = sorted(set(names) - set(CANDIDATES))

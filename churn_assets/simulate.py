@@ -17,7 +17,8 @@ import duckdb
 import pandas as pd
 
 from churn_assets.core.errors import ChurnError
-from churn_assets.core.generate import TRUTH_FILE, SampleData, write_landing, write_truth
+from churn_assets.core.generate import SampleData
+from churn_assets.core.sample_files import TRUTH_FILE, write_landing, write_truth
 from churn_assets.core.parquet import read_parquet
 from churn_assets.core.report import plan_report
 from churn_assets.core.simulation import SIMULATED_CONTACTS_FILE, simulate_month

@@ -9,7 +9,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from churn_assets.core.generate import SampleConfig, generate_sample, write_landing
+from churn_assets.core.generate import SampleConfig, generate_sample
+from churn_assets.core.sample_files import write_landing
 from churn_assets.definitions import build_definitions
 from churn_assets.defs.automation import automation_sensor
 from churn_assets.defs.keys import (

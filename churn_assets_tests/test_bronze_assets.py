@@ -6,7 +6,8 @@ import time
 from datetime import date
 
 
-from churn_assets.core.generate import SampleConfig, generate_sample, write_landing
+from churn_assets.core.generate import SampleConfig, generate_sample
+from churn_assets.core.sample_files import write_landing
 from churn_assets.core.landing import file_sha256
 from churn_assets.runner import run_pipeline
 from churn_assets.settings import Settings

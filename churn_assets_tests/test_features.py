@@ -5,7 +5,6 @@ from datetime import date, datetime
 import duckdb
 import pandas as pd
 import pandera.pandas as pandera
-import pyarrow as pa
 import pytest
 
 from churn_assets.core.features import (
@@ -13,13 +12,13 @@ from churn_assets.core.features import (
     churn_labels_sql,
     customer_features_schema,
     customer_features_sql,
-    features_by_snapshot,
+    customers_per_snapshot_sql,
+    features_query,
     horizon_observed,
-    labels_by_snapshot,
-    refund_only_customers_sql,
-    rows_per_snapshot,
+    labels_query,
 )
-from churn_assets.core.warehouse import query_validated
+from churn_assets.core.schema_sql import SchemaViolation
+from churn_assets.core.table_query import TableQuery, write_table_query
 
 S = date(2024, 7, 1)
 
@@ -132,10 +131,11 @@ def test_an_order_of_amount_zero_is_a_purchase_without_revenue(connection):
     assert labels.loc["D", "orders_in_horizon"] == 2  # a free order in the horizon is activity
 
 
-def test_customers_with_only_refunds_before_the_snapshot_are_counted(connection):
-    counts = connection.execute(refund_only_customers_sql([date(2024, 6, 1), S], "tx")).df()
+def test_customers_with_a_purchase_and_with_only_refunds_are_counted_per_snapshot(connection):
+    counts = connection.execute(customers_per_snapshot_sql([date(2024, 6, 1), S], "tx")).df()
     # E's only row (2024-06-10) is a refund: left out at 2024-07-01, not yet seen at 2024-06-01
     assert counts["refund_only_customers"].tolist() == [0, 1]
+    assert counts["customers"].tolist() == [2, 3]  # A, B before June; A, B, D before July
 
 
 def test_missing_optional_sources_give_empty_columns(connection):
@@ -165,67 +165,41 @@ def test_a_snapshot_before_any_data_has_no_rows(connection):
     assert connection.execute(churn_labels_sql(date(2023, 1, 1), 90, "tx")).df().empty
 
 
-def test_all_snapshots_come_back_as_one_validated_arrow_table(connection):
+def test_all_snapshots_are_written_inside_the_warehouse_and_checked_there(connection):
     connection.execute("create schema silver")
     connection.execute("create table silver.transactions as select * from tx")
     snapshots = [date(2024, 6, 1), S, date(2024, 8, 1)]
-    features = features_by_snapshot(connection, snapshots)
-    assert isinstance(features, pa.Table)
-    assert features.column_names == list(customer_features_schema().columns)
+    query, counts = features_query(connection, snapshots)
+    written = write_table_query(connection, "silver.customer_features", query)
     one_by_one = pd.concat(
         [connection.execute(customer_features_sql(s, "silver.transactions")).df() for s in snapshots],
         ignore_index=True,
     )
-    assert features.num_rows == len(one_by_one) > 0
-    assert rows_per_snapshot(features)["rows"].tolist() == one_by_one.groupby("snapshot_date").size().tolist()
+    assert written.rows_per_select == tuple(one_by_one.groupby("snapshot_date").size()) == tuple(counts["customers"])
+    stored = connection.execute("select * from silver.customer_features order by snapshot_date, customer_id").df()
+    assert list(stored.columns) == list(customer_features_schema().columns)
+    pd.testing.assert_frame_equal(stored, one_by_one, check_dtype=False)
+    # 11 columns not null, recency > 0, six counts >= 0 and one key: all pass
+    assert len(written.checks) == 19 and not any(written.checks.values())
     # the typed inputs were temporary: nothing of them is left on the connection
     assert not connection.execute("select * from duckdb_tables() where table_name like 'feature_%'").fetchall()
-    labels, unobserved, _ = labels_by_snapshot(connection, snapshots, 90)
+    labels, unobserved, _ = labels_query(connection, snapshots, 90)
     assert unobserved == [date(2024, 8, 1)]  # the data runs through 2024-09-28
-    assert labels.column_names == list(churn_labels_schema().columns)
+    written = write_table_query(connection, "silver.churn_labels", labels)
     assert not connection.execute("select * from duckdb_tables() where table_name like 'label_%'").fetchall()
-    by_snapshot = rows_per_snapshot(labels, "churned")
+    by_snapshot = written.summaries["churn_rate_per_snapshot"]
     assert by_snapshot["rows"].tolist() == [2, 3]  # A, B before June; A, B, D before July
-    assert by_snapshot["churned_mean"].round(3).tolist() == [0.0, 0.333]
+    assert by_snapshot["churn_rate"].round(3).tolist() == [0.0, 0.333]
 
 
-def test_each_piece_is_validated_before_it_becomes_arrow(connection):
-    schema = customer_features_schema()
+def test_a_snapshot_that_breaks_the_schema_fails_the_write(connection):
     good = customer_features_sql(S, "tx")
-    with pytest.raises(pandera.errors.SchemaError, match="recency_days"):
-        # a second piece whose recency breaks the schema's check (> 0) fails the whole table
-        query_validated(connection, [good, f"select * replace (-1.0 as recency_days) from ({good})"], schema)
-    with pytest.raises(ValueError, match="at least one query"):
-        query_validated(connection, [], schema)
-
-
-def test_pieces_take_the_types_pandera_coerced_to_and_keep_their_values():
-    schema = pandera.DataFrameSchema(
-        {
-            "id": pandera.Column(pd.StringDtype("pyarrow")),
-            "amount": pandera.Column(float, coerce=True),  # DuckDB hands over integers
-            "flag": pandera.Column("boolean", nullable=True, coerce=True),
-            "share": pandera.Column(float, coerce=True),  # text that parses as numbers
-            # text pandas parses but Arrow's cast refuses: that piece is converted from pandas
-            "padded": pandera.Column(float, coerce=True),
-        },
-        strict=True,
-    )
-    with duckdb.connect() as connection:
-        table = query_validated(
-            connection,
-            [
-                "select 'a' as id, 3 as amount, true as flag, '0.25' as share, '1' as padded",
-                "select 'b' as id, 4 as amount, null::boolean as flag, '1e-3' as share, ' 7 ' as padded",
-            ],
-            schema,
-        )
-    assert table.schema.field("amount").type == pa.float64()
-    assert table.schema.field("flag").type == pa.bool_()
-    assert table.schema.field("share").type == pa.float64()
-    assert table.to_pydict() == {
-        "id": ["a", "b"], "amount": [3.0, 4.0], "flag": [True, None], "share": [0.25, 0.001], "padded": [1.0, 7.0],
-    }
+    bad = TableQuery(customer_features_schema(), selects=(good, f"select * replace (-1.0 as recency_days) from ({good})"))
+    with pytest.raises(SchemaViolation, match=r"row\(s\) break recency_days: greater_than; .* break unique"):
+        write_table_query(connection, "features", bad)
+    extra = TableQuery(customer_features_schema(), selects=(f"select *, 1 as surprise from ({good})",))
+    with pytest.raises(SchemaViolation, match="does not have: \\['surprise'\\]"):
+        write_table_query(connection, "features_extra", extra)
 
 
 def test_timestamps_must_arrive_typed_while_other_columns_are_coerced(connection):

@@ -8,21 +8,12 @@ import pytest
 
 from churn_assets.core.drift import drift_report, psi, reference_profile
 from churn_assets.core.explain import describe, scores_and_contributions, top_reasons, typical_values
-from churn_assets.core.model import (
-    NUMERIC_FEATURES,
-    NotEnoughHistory,
-    candidate_models,
-    champion_decision,
-    importance_by_feature,
-    labelled_features_sql,
-    metrics_table,
-    model_inputs,
-    retention_profit,
-    risk_segments,
-    top_decile_lift,
-    train_and_select,
-    training_window,
-)
+from churn_assets.core.candidates import NUMERIC_FEATURES, candidate_models, model_inputs
+from churn_assets.core.champion_gate import champion_decision
+from churn_assets.core.importance import importance_by_feature
+from churn_assets.core.model import metrics_table, train_and_select
+from churn_assets.core.model_metrics import retention_profit, risk_segments, top_decile_lift
+from churn_assets.core.training_window import NotEnoughHistory, labelled_features_sql, training_window
 
 MONTHLY = [date(2024, m, 1) for m in range(1, 13)]
 

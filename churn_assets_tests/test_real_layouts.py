@@ -9,7 +9,8 @@ import dagster as dg
 import pytest
 
 from churn_assets.core import registry
-from churn_assets.core.generate import SampleConfig, generate_sample, write_landing, write_truth
+from churn_assets.core.generate import SampleConfig, generate_sample
+from churn_assets.core.sample_files import write_landing, write_truth
 from churn_assets.defs.ml import CHURN_MODEL
 from churn_assets.runner import run_pipeline
 from churn_assets.settings import Settings

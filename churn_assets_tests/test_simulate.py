@@ -7,7 +7,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from churn_assets.core.generate import TRUTH_FILE
+from churn_assets.core.sample_files import TRUTH_FILE
 from churn_assets.core.parquet import read_parquet
 from churn_assets.core.report import plan_report
 from churn_assets.core.simulation import SIMULATED_CONTACTS_FILE

@@ -60,16 +60,15 @@ def test_snapshots_features_labels_and_checks(settings, instance, definitions):
     assert again.equals(features)
 
 
-def test_the_arrow_type_accepts_only_a_table_with_the_schema_columns():
+def test_the_warehouse_type_accepts_only_a_query_with_the_schema_columns():
     import dagster as dg
     import pyarrow as pa
 
-    from churn_assets.core.features import churn_labels_schema
-    from churn_assets.defs.metadata import validated_arrow_type
+    from churn_assets.core.features import churn_labels_schema, customer_features_schema
+    from churn_assets.core.table_query import TableQuery
+    from churn_assets.defs.metadata import table_query_type
 
-    labels_type = validated_arrow_type(churn_labels_schema())
-    columns = list(churn_labels_schema().columns)
-    assert dg.check_dagster_type(labels_type, pa.table({c: [1] for c in columns})).success
-    wrong_order = pa.table({c: [1] for c in reversed(columns)})
-    assert not dg.check_dagster_type(labels_type, wrong_order).success
-    assert not dg.check_dagster_type(labels_type, wrong_order.to_pandas()).success
+    labels_type = table_query_type(churn_labels_schema())
+    assert dg.check_dagster_type(labels_type, TableQuery(churn_labels_schema())).success
+    assert not dg.check_dagster_type(labels_type, TableQuery(customer_features_schema())).success
+    assert not dg.check_dagster_type(labels_type, pa.table({c: [1] for c in churn_labels_schema().columns})).success

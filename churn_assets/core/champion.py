@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from churn_assets.core.explain import scores_and_contributions, top_reasons
-from churn_assets.core.model import model_inputs, risk_segments
+from churn_assets.core.candidates import model_inputs
+from churn_assets.core.model_metrics import risk_segments
 from churn_assets.core.plan import NO_ACTION, Action, action_options, parse_actions
 from churn_assets.core.raw_history import history_features
 from churn_assets.core.sources import TimestampRules

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churn_assets.core.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from churn_assets.core.candidates import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
 _FLOOR = 1e-4  # keeps the log finite for empty bins, the usual PSI convention
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from churn_assets.core.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from churn_assets.core.candidates import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
 _PHRASES: dict[str, Callable[[object], str]] = {
     "recency_days": lambda v: f"last order {v:.0f} days ago",

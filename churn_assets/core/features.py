@@ -11,14 +11,10 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pandera.pandas as pandera
-import pyarrow as pa
 
 from churn_assets.core.sources import TimestampRules, customer_id_sql, timestamp_sql
-from churn_assets.core.warehouse import (
-    coerce_except_timestamps,
-    query_validated,
-    table_exists,
-)
+from churn_assets.core.table_query import TableQuery
+from churn_assets.core.warehouse import coerce_except_timestamps, query_frame, table_exists
 
 FEATURE_COLUMNS = (
     "recency_days",
@@ -121,6 +117,17 @@ def feature_inputs_sql(
         else "select null::varchar as customer_id, null::timestamp as ts where false"
     )
     return dict(zip(FEATURE_INPUTS, (orders, typed_customers, sessions)))
+
+
+def _feature_inputs_statements(connection, timestamps: TimestampRules) -> tuple[str, ...]:
+    """Statements that make the ``FEATURE_INPUTS`` temp tables from silver and whichever optional
+    bronze sources exist (see ``feature_inputs_sql``)."""
+    sources = feature_inputs_sql(
+        customers="bronze.customers" if table_exists(connection, "bronze", "customers") else None,
+        web_sessions="bronze.web_sessions" if table_exists(connection, "bronze", "web_sessions") else None,
+        timestamps=timestamps,
+    )
+    return tuple(f"create or replace temp table {name} as {sql}" for name, sql in sources.items())
 
 
 def prepare_feature_inputs(connection, **sources) -> None:
@@ -228,45 +235,50 @@ def customer_features_sql(
     """
 
 
-def features_by_snapshot(connection, snapshots: list[date], timestamps: TimestampRules = TimestampRules()) -> pa.Table:
-    """Features of every snapshot, each validated against ``customer_features_schema``, as one
-    Arrow table, from silver and whichever optional bronze sources exist; the typed inputs are
-    prepared once for all of them."""
-    prepare_feature_inputs(
-        connection,
-        customers="bronze.customers" if table_exists(connection, "bronze", "customers") else None,
-        web_sessions="bronze.web_sessions" if table_exists(connection, "bronze", "web_sessions") else None,
-        timestamps=timestamps,
+def features_query(
+    connection, snapshots: list[date], timestamps: TimestampRules = TimestampRules()
+) -> tuple[TableQuery, pd.DataFrame]:
+    """Every snapshot's features as a query the warehouse runs snapshot by snapshot, and the
+    snapshots' ``customers_per_snapshot_sql`` counts. The typed inputs are prepared once for all
+    snapshots; each must yield one row per customer with a purchase before it."""
+    counts = query_frame(connection, customers_per_snapshot_sql(snapshots)).set_index("snapshot_date")
+    query = TableQuery(
+        customer_features_schema(),
+        selects=tuple(customer_features_sql(s, prepared=True) for s in snapshots),
+        setup=_feature_inputs_statements(connection, timestamps),
+        teardown=tuple(f"drop table if exists {name}" for name in FEATURE_INPUTS),
+        expected_rows=tuple(int(counts.loc[pd.Timestamp(s), "customers"]) for s in snapshots),
+        summaries={"preview": "select * from {rows} order by snapshot_date desc, customer_id limit 10"},
     )
-    schema = customer_features_schema()
-    features = query_validated(connection, [customer_features_sql(s, prepared=True) for s in snapshots], schema)
-    for name in FEATURE_INPUTS:  # the temp tables hold every order; free them before the write
-        connection.execute(f"drop table if exists {name}").fetchall()
-    return features
+    return query, counts
 
 
-def labels_by_snapshot(connection, snapshots: list[date], horizon_days: int) -> tuple[pa.Table, list[date], object]:
-    """Labels of every snapshot whose horizon the data covers, each validated against
-    ``churn_labels_schema``, as one Arrow table; the snapshots left without labels (never partial
-    labels: a customer who has not ordered *yet* is not a churner); and the timestamp the data
-    runs through. Each customer's first purchase is found once for all snapshots."""
+def labels_query(connection, snapshots: list[date], horizon_days: int) -> tuple[TableQuery, list[date], object]:
+    """Labels of every snapshot whose horizon the data covers, as a query the warehouse runs
+    snapshot by snapshot; the snapshots left without labels (never partial labels: a customer who
+    has not ordered *yet* is not a churner); and the timestamp the data runs through. Each
+    customer's first purchase is found once for all snapshots."""
     data_through = connection.execute(data_through_sql()).fetchall()[0][0]
     observed = [s for s in snapshots if horizon_observed(s, horizon_days, data_through)]
-    connection.execute(f"create or replace temp table {LABEL_INPUT} as {first_purchases_sql()}").fetchall()
-    try:
-        sqls = [churn_labels_sql(s, horizon_days, prepared=True) for s in observed] or [
-            f"select * from ({churn_labels_sql(snapshots[0], horizon_days, prepared=True)}) limit 0"
-        ]
-        labels = query_validated(connection, sqls, churn_labels_schema())
-    finally:
-        connection.execute(f"drop table if exists {LABEL_INPUT}").fetchall()
-    unobserved = [s for s in snapshots if s not in observed]
-    return labels, unobserved, data_through
+    counts = query_frame(connection, customers_per_snapshot_sql(observed)).set_index("snapshot_date")
+    query = TableQuery(
+        churn_labels_schema(),
+        selects=tuple(churn_labels_sql(s, horizon_days, prepared=True) for s in observed),
+        setup=(f"create or replace temp table {LABEL_INPUT} as {first_purchases_sql()}",),
+        teardown=(f"drop table if exists {LABEL_INPUT}",),
+        expected_rows=tuple(int(counts.loc[pd.Timestamp(s), "customers"]) for s in observed),
+        summaries={
+            "churn_rate_per_snapshot": "select snapshot_date, count(*) as rows, avg(churned) as churn_rate "
+            "from {rows} group by 1 order by 1"
+        },
+    )
+    return query, [s for s in snapshots if s not in observed], data_through
 
 
-def refund_only_customers_sql(snapshots: list[date], transactions: str = "silver.transactions") -> str:
-    """Per snapshot, customers with rows before it that are all refunds: they have no purchase to
-    measure recency or a label from, so they are the only ones with history but no feature row."""
+def customers_per_snapshot_sql(snapshots: list[date], transactions: str = "silver.transactions") -> str:
+    """Per snapshot, the customers with a purchase before it (one feature row and one label each)
+    and those whose rows before it are all refunds: they have no purchase to measure recency or a
+    label from, so they are the only ones with history but no feature row."""
     listed = ", ".join(f"({_ts(s)})" for s in snapshots) or "(null::timestamp)"
     return f"""
         with customers as (
@@ -274,20 +286,14 @@ def refund_only_customers_sql(snapshots: list[date], transactions: str = "silver
                    min(order_ts) filter (where not is_refund) as first_purchase_ts
             from {transactions} group by 1
         )
-        select s.snapshot_date, count(c.customer_id) as refund_only_customers
+        select s.snapshot_date,
+               count(c.customer_id) filter (where c.first_purchase_ts < s.snapshot_date) as customers,
+               count(c.customer_id) filter (where c.first_purchase_ts is null or c.first_purchase_ts >= s.snapshot_date)
+                   as refund_only_customers
         from (values {listed}) s(snapshot_date)
-        left join customers c
-          on c.first_row_ts < s.snapshot_date
-         and (c.first_purchase_ts is null or c.first_purchase_ts >= s.snapshot_date)
+        left join customers c on c.first_row_ts < s.snapshot_date
         group by 1 order by 1
     """
-
-
-def rows_per_snapshot(table: pa.Table, column: str | None = None) -> pd.DataFrame:
-    """Rows per snapshot (and the mean of ``column``) of a snapshot table, for a person to read."""
-    aggregations = [("snapshot_date", "count")] + ([(column, "mean")] if column else [])
-    counts = table.group_by("snapshot_date").aggregate(aggregations).to_pandas()
-    return counts.rename(columns={"snapshot_date_count": "rows"}).set_index("snapshot_date").sort_index()
 
 
 def data_through_sql(transactions: str = "silver.transactions") -> str:

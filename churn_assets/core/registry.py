@@ -22,7 +22,9 @@ from filelock import FileLock
 from sklearn.metrics import roc_auc_score
 
 from churn_assets.core.champion import CARD_FILE, PIPELINE_FILE, ChampionCard, score_history
-from churn_assets.core.model import GateDecision, TrainingResult, champion_decision, fitted_pipeline, with_input_coercion
+from churn_assets.core.candidates import fitted_pipeline, with_input_coercion
+from churn_assets.core.champion_gate import GateDecision, champion_decision
+from churn_assets.core.model import TrainingResult
 from churn_assets.core.raw_history import HISTORY_COLUMNS
 
 if TYPE_CHECKING:

@@ -6,7 +6,8 @@ import pandas as pd
 import pandera.pandas as pandera
 
 from churn_assets.core.explain import scores_and_contributions, top_reasons
-from churn_assets.core.model import model_inputs, risk_segments
+from churn_assets.core.candidates import model_inputs
+from churn_assets.core.model_metrics import risk_segments
 
 PREDICTION_COLUMNS = (
     "snapshot_date", "customer_id", "churn_probability", "risk_segment", "model_version",

@@ -12,7 +12,8 @@ import pandas as pd
 import pandera.pandas as pandera
 
 from churn_assets.core.sources import TRANSACTIONS, TimestampRules, customer_id_sql, timestamp_sql
-from churn_assets.core.warehouse import coerce_except_timestamps, query_frame
+from churn_assets.core.table_query import TableQuery
+from churn_assets.core.warehouse import coerce_except_timestamps
 
 # Reasons in the order they are tested; a row gets the first that applies.
 QUARANTINE_REASONS = (
@@ -183,22 +184,61 @@ def classified_rows_sql(
     """
 
 
-def silver_and_quarantine(
+# Where the classified bronze rows wait while silver and the quarantine are written from them.
+CLASSIFIED_STAGING = "staging.classified_transactions"
+
+
+def stage_classified_rows(
     connection, bronze_table: str, max_abs_amount: float, timestamps: TimestampRules = TimestampRules()
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Silver transactions, the quarantine and silver's orders per month (``order_months_sql``)
-    from one classifying pass over ``bronze_table``."""
-    classified = classified_rows_sql(bronze_table, max_abs_amount, timestamps)
-    connection.execute(f"create or replace temp table classified as {classified}").fetchall()
-    return (
-        query_frame(connection, silver_transactions_sql("classified")),
-        query_frame(connection, quarantine_sql("classified")),
-        query_frame(connection, order_months_sql(f"({silver_transactions_sql('classified')})")),
+) -> str:
+    """Classify every row of ``bronze_table`` once into the ``CLASSIFIED_STAGING`` table and return
+    its name. A real table, because the writes that read it come on other connections; only the
+    rows and columns silver and the quarantine read (a landed value only where the row is
+    quarantined), since writing every wide row to disk cost half again the classification."""
+    connection.execute("create schema if not exists staging").fetchall()
+    landed = ", ".join(
+        f"case when reason is not null then {column} end as {column}"
+        for column in ("_file_sha256", *(f"raw_{c}" for c in QUARANTINE_COLUMNS[4:]))
     )
+    connection.execute(f"""
+        create or replace table {CLASSIFIED_STAGING} as
+        select order_id, customer_id, order_first_ts, order_amount, order_quantity, product_category, channel,
+               is_line, line_count, line_rank, _source_file, _row_number, reason, {landed}
+        from ({classified_rows_sql(bronze_table, max_abs_amount, timestamps)})
+        where reason is not null or line_rank = 1
+    """).fetchall()
+    return CLASSIFIED_STAGING
 
 
-def silver_transactions_sql(classified: str) -> str:
-    """Valid, de-duplicated orders and refunds (negative amounts), one row per order id."""
+def silver_query(classified: str) -> TableQuery:
+    """silver.transactions from the classified rows, checked by its schema in the warehouse."""
+    return TableQuery(silver_transactions_schema(), selects=(silver_transactions_sql(classified),))
+
+
+def quarantine_query(classified: str) -> TableQuery:
+    """silver.quarantine from the classified rows, checked by its schema in the warehouse."""
+    return TableQuery(quarantine_schema(), selects=(quarantine_sql(classified),))
+
+
+def silver_facts_sql(classified: str) -> str:
+    """One row that describes silver-to-be: refunds, merged order lines, customers, first and last order."""
+    return f"""
+        select count(*) filter (where is_refund) as refunds,
+               coalesce(sum(line_count - 1), 0)::bigint as merged_order_lines,
+               count(distinct customer_id) as customers,
+               min(order_ts) as first_order, max(order_ts) as last_order
+        from ({silver_transactions_sql(classified, ordered=False)})
+    """
+
+
+def quarantine_reasons_sql(classified: str) -> str:
+    """Quarantined rows per reason."""
+    return f"select reason, count(*) as rows from {classified} where reason is not null group by 1"
+
+
+def silver_transactions_sql(classified: str, ordered: bool = True) -> str:
+    """Valid, de-duplicated orders and refunds (negative amounts), one row per order id; in order
+    of time when ``ordered`` (so the table's row groups cover short spans of time)."""
     return f"""
         select order_id, customer_id, order_first_ts as order_ts, order_amount as amount,
                -- an invoice whose lines' quantities sum past a 32-bit integer keeps its exact amount
@@ -207,7 +247,7 @@ def silver_transactions_sql(classified: str) -> str:
                line_count, _source_file, _row_number
         from {classified}
         where reason is null and line_rank = 1
-        order by order_ts, order_id
+        {"order by order_ts, order_id" if ordered else ""}
     """
 
 
@@ -276,7 +316,7 @@ def silver_transactions_schema() -> pandera.DataFrameSchema:
             "customer_id": pandera.Column(text, description="Customer id as text"),
             "order_ts": pandera.Column("datetime64[us]", description="When the order was placed"),
             "amount": pandera.Column(
-                float, pandera.Check(lambda s: np.isfinite(s)), description="Order value; negative for a refund"
+                float, pandera.Check(np.isfinite, name="finite"), description="Order value; negative for a refund"
             ),
             "quantity": pandera.Column("Int32", nullable=True),
             "product_category": pandera.Column(text, nullable=True),

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from churn_assets.core.campaign_history import ACTIONS, CampaignDesign, respond, true_effects
-from churn_assets.core.generate import (
+from churn_assets.core.sample_draws import (
     CATEGORIES,
     CHANNEL_SHARE,
     CHANNELS,

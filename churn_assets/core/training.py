@@ -15,19 +15,11 @@ from churn_assets.core import registry
 from churn_assets.core.champion import ChampionCard
 from churn_assets.core.drift import drift_report, reference_profile
 from churn_assets.core.explain import REASON_FEATURES, typical_values
-from churn_assets.core.model import (
-    GateDecision,
-    TrainingResult,
-    TrainingWindow,
-    dropped_features_table,
-    feature_importance,
-    importance_by_feature,
-    labelled_features_sql,
-    metrics_table,
-    model_inputs,
-    train_and_select,
-    training_window,
-)
+from churn_assets.core.candidates import dropped_features_table, model_inputs
+from churn_assets.core.champion_gate import GateDecision
+from churn_assets.core.importance import feature_importance, importance_by_feature
+from churn_assets.core.model import TrainingResult, metrics_table, train_and_select
+from churn_assets.core.training_window import TrainingWindow, labelled_features_sql, training_window
 from churn_assets.core.on_demand import warehouse_history
 from churn_assets.core.plan import actions_json
 from churn_assets.core.plots import evaluation_figures, png_bytes

@@ -30,7 +30,13 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from churn_assets.core.action_effects import UNKNOWN_SEGMENT, learned_catalogue, learned_effects
 from churn_assets.core.features import FEATURE_COLUMNS
-from churn_assets.core.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES, candidate_models, informative_features, model_inputs
+from churn_assets.core.candidates import (
+    CATEGORICAL_FEATURES,
+    NUMERIC_FEATURES,
+    candidate_models,
+    informative_features,
+    model_inputs,
+)
 from churn_assets.core.plan import Action
 
 TEXT = pd.StringDtype("pyarrow")

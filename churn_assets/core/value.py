@@ -18,14 +18,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.metrics import mean_absolute_error
 
 from churn_assets.core.features import data_through_sql
-from churn_assets.core.model import (
-    NUMERIC_FEATURES,
-    NotEnoughHistory,
-    TrainingWindow,
-    informative_features,
-    model_inputs,
-    training_window,
-)
+from churn_assets.core.candidates import NUMERIC_FEATURES, informative_features, model_inputs
+from churn_assets.core.training_window import NotEnoughHistory, TrainingWindow, training_window
 from churn_assets.core.warehouse import query_frame, snapshot_dates
 
 METHODS = ("run_rate", "regression")

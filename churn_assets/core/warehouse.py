@@ -24,40 +24,6 @@ def query_frame(connection, sql: str) -> pd.DataFrame:
     return connection.sql(sql).to_arrow_table().to_pandas(types_mapper=_ARROW_TO_PANDAS.get)
 
 
-def query_validated(connection, sqls: list[str], schema: pandera.DataFrameSchema) -> pa.Table:
-    """The results of queries with the same columns as one Arrow table, each result validated
-    against ``schema`` on its own as a pandas frame first.
-
-    Only one query's rows are ever a pandas frame: at ten million transactions all snapshots'
-    features as one frame, validated and handed to DuckDB, took about 8 GB more than the rows
-    need; as Arrow they take their size and DuckDB scans them without a copy. Each result is
-    kept as DuckDB's own Arrow table, cast to the validated types: converting the validated
-    frame back instead cost 8 s and about 1 GB at ten million transactions.
-    """
-    if not sqls:
-        raise ValueError("query_validated needs at least one query (its columns shape the table)")
-    pieces = []
-    for sql in sqls:
-        result = connection.sql(sql).to_arrow_table()
-        # The frame is ours, so Pandera may coerce it in place; one consolidated block per type
-        # is what it works on (split blocks it copies and merges): 1.3 s per million rows, now 0.3.
-        validated = schema.validate(result.to_pandas(types_mapper=_ARROW_TO_PANDAS.get), inplace=True)
-        pieces.append(_as_validated(result, validated))
-        del result, validated
-    # a piece converted from pandas may type text as large_string where DuckDB says string
-    return pa.concat_tables(pieces, promote_options="permissive")
-
-
-def _as_validated(result: pa.Table, validated: pd.DataFrame) -> pa.Table:
-    """``result`` with the columns and Arrow types of its ``validated`` frame; the frame converted
-    back only when ``result`` cannot be cast to them (validation coerced values, not just types)."""
-    types = pa.Schema.from_pandas(validated, preserve_index=False).remove_metadata()
-    try:
-        return result.select(types.names).cast(types)
-    except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pa.Table.from_pandas(validated, preserve_index=False).replace_schema_metadata(None)
-
-
 def coerce_except_timestamps(schema: pandera.DataFrameSchema) -> pandera.DataFrameSchema:
     """``schema`` coercing every column but its timestamps, which must arrive typed (DuckDB's
     come as datetime64[us]). Pandera coerces a timestamp column through ``to_datetime`` even when

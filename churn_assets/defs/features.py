@@ -4,19 +4,17 @@ import warnings
 from datetime import date
 
 import dagster as dg
-import pyarrow as pa
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from churn_assets.core.features import (
     churn_labels_schema,
     customer_features_schema,
-    features_by_snapshot,
-    labels_by_snapshot,
-    refund_only_customers_sql,
-    rows_per_snapshot,
+    features_query,
+    labels_query,
 )
 from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
-from churn_assets.core.warehouse import query_frame
+from churn_assets.core.table_query import TableQuery
 from churn_assets.defs.automation import refresh_when_data_changes
 from churn_assets.defs.failures import named_failure
 from churn_assets.defs.keys import (
@@ -27,9 +25,8 @@ from churn_assets.defs.keys import (
 )
 from churn_assets.defs.metadata import (
     add_row_counts_per_partition,
-    arrow_preview,
     column_schema,
-    validated_arrow_type,
+    table_query_type,
 )
 from churn_assets.defs.partitions import snapshot_partitions
 from churn_assets.defs.resources import DUCKDB_POOL
@@ -64,38 +61,33 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             dg.AssetDep(bronze_key("customers"), partition_mapping=dg.AllPartitionMapping()),
             dg.AssetDep(bronze_key("web_sessions"), partition_mapping=dg.AllPartitionMapping()),
         ],
-        dagster_type=validated_arrow_type(features_schema),
+        dagster_type=table_query_type(features_schema),
         metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(features_schema)},
         kinds={"duckdb", "pandas"},
         automation_condition=refresh_when_data_changes("features", settings.churn_horizon_days),
         pool=DUCKDB_POOL,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
-    def customer_features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> pa.Table:
+    def customer_features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> TableQuery:
         with named_failure(context):
-            timestamps = settings.timestamp_rules
             snapshots = _snapshots(context)
             record_digests(context, "features", settings.churn_horizon_days)
             with warehouse.get_connection() as connection:
-                features = features_by_snapshot(connection, snapshots, timestamps)
-                left_out = query_frame(connection, refund_only_customers_sql(snapshots)).set_index("snapshot_date")
-            context.log.info(f"{len(snapshots)} snapshot(s), {features.num_rows:,} customer rows")
-            per_snapshot = rows_per_snapshot(features)
-            add_row_counts_per_partition(context, per_snapshot)
-            table = per_snapshot.rename(columns={"rows": "customers"}).join(left_out, how="outer").fillna(0).astype(int)
+                query, counts = features_query(connection, snapshots, settings.timestamp_rules)
+            context.log.info(f"{len(snapshots)} snapshot(s), {counts['customers'].sum():,} customer rows")
+            add_row_counts_per_partition(context, counts.rename(columns={"customers": "rows"}))
             context.add_output_metadata(
                 {
                     "snapshots": len(snapshots),
-                    "customers_per_snapshot": dg.MetadataValue.md(table.to_markdown() if len(table) else "none"),
-                    "refund_only_customers_left_out": int(left_out["refund_only_customers"].sum()),
+                    "customers_per_snapshot": dg.MetadataValue.md(counts.to_markdown() if len(counts) else "none"),
+                    "refund_only_customers_left_out": int(counts["refund_only_customers"].sum()),
                     "left_out_why": dg.MetadataValue.text(
                         "customers whose only rows before the snapshot are refunds have no purchase to measure "
                         "recency or a label from; an order of amount 0 counts as a purchase"
                     ),
-                    "preview": arrow_preview(features),
                 }
             )
-            return features
+            return query
 
     @dg.asset(
         key=CHURN_LABELS,
@@ -106,35 +98,34 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         ),
         partitions_def=partitions,
         deps=[SILVER_TRANSACTIONS],
-        dagster_type=validated_arrow_type(labels_schema),
+        dagster_type=table_query_type(labels_schema),
         metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(labels_schema)},
         kinds={"duckdb", "pandas"},
         automation_condition=refresh_when_data_changes("labels", settings.churn_horizon_days),
         pool=DUCKDB_POOL,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
-    def churn_labels(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> pa.Table:
+    def churn_labels(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> TableQuery:
         with named_failure(context):
             horizon = settings.churn_horizon_days
             record_digests(context, "labels", horizon)
+            snapshots = _snapshots(context)
             with warehouse.get_connection() as connection:
-                labels, unobserved, data_through = labels_by_snapshot(connection, _snapshots(context), horizon)
+                query, unobserved, data_through = labels_query(connection, snapshots, horizon)
             unobserved = [s.isoformat() for s in unobserved]
             if unobserved:
                 context.log.info(f"{horizon}-day horizon not yet observed (data through {data_through}): {unobserved}")
-            per_snapshot = rows_per_snapshot(labels, "churned")
-            add_row_counts_per_partition(context, per_snapshot)
+            observed = [s for s in snapshots if s.isoformat() not in unobserved]
+            rows = pd.DataFrame({"rows": query.expected_rows}, index=pd.to_datetime(observed))
+            add_row_counts_per_partition(context, rows)
             context.add_output_metadata(
                 {
                     "horizon_days": horizon,
                     "data_through": str(data_through),
                     "snapshots_without_labels_yet": ", ".join(unobserved) or "none",
-                    "churn_rate_per_snapshot": dg.MetadataValue.md(
-                        per_snapshot.to_markdown() if labels.num_rows else "none"
-                    ),
                 }
             )
-            return labels
+            return query
 
     return [customer_features, churn_labels]
 

@@ -18,7 +18,7 @@ from churn_assets.core.gold import (
     plan_with_baselines,
     retention_actions_schema,
 )
-from churn_assets.core.model import dropped_features_table
+from churn_assets.core.candidates import dropped_features_table
 from churn_assets.core.plan_effects import plan_effects
 from churn_assets.core.summary import (
     create_views_sql,

@@ -24,5 +24,11 @@ CAMPAIGN_EXECUTION = dg.AssetKey(["gold", "campaign_execution"])
 ACTION_EFFECTS = dg.AssetKey(["gold", "action_effects"])
 UPLIFT_VALIDATION = dg.AssetKey(["gold", "uplift_validation"])
 
+# The tables computed inside DuckDB, after bronze: what ``churn-assets bench --tables-only`` builds.
+WAREHOUSE_TABLES = frozenset(
+    {LANDING_LEDGER, SILVER_TRANSACTIONS, SILVER_QUARANTINE, CAMPAIGN_CONTACTS, CONTACT_QUARANTINE,
+     CUSTOMER_FEATURES, CHURN_LABELS}
+)
+
 # The blocking check that proves every bronze row is in silver or the quarantine.
 ROW_ACCOUNTING = dg.AssetCheckKey(SILVER_TRANSACTIONS, "row_accounting")

@@ -11,6 +11,8 @@ import pandera.pandas as pa
 import pyarrow
 from dagster_pandera import pandera_schema_to_dagster_type
 
+from churn_assets.core.table_query import TableQuery
+
 
 def column_schema(schema: pa.DataFrameSchema) -> dg.TableSchema:
     """The asset's Columns tab, from its Pandera schema."""
@@ -39,24 +41,22 @@ def dagster_type(schema: pa.DataFrameSchema) -> dg.DagsterType:
         return pandera_schema_to_dagster_type(schema)
 
 
-def validated_arrow_type(schema: pa.DataFrameSchema) -> dg.DagsterType:
-    """The Dagster type of an Arrow table whose rows Pandera validated against ``schema`` before
-    they became Arrow (whole, or piece by piece in ``query_validated``); the check here confirms
-    the columns, since validating again would cost a second copy of the rows."""
-    names = list(schema.columns)
+def table_query_type(schema: pa.DataFrameSchema) -> dg.DagsterType:
+    """The Dagster type of a table that stays in the warehouse: a ``TableQuery`` typed by
+    ``schema``, whose rows the IO manager checks in DuckDB with the schema's SQL checks."""
 
     def check(_, value) -> dg.TypeCheck:
-        if not isinstance(value, pyarrow.Table):
-            return dg.TypeCheck(False, description=f"expected a pyarrow Table, got {type(value).__name__}")
-        if value.column_names != names:
-            return dg.TypeCheck(False, description=f"columns {value.column_names} are not {names}")
-        return dg.TypeCheck(True, metadata={"rows": value.num_rows})
+        if not isinstance(value, TableQuery):
+            return dg.TypeCheck(False, description=f"expected a TableQuery, got {type(value).__name__}")
+        if list(value.schema.columns) != list(schema.columns):
+            return dg.TypeCheck(False, description=f"its schema's columns {list(value.schema.columns)} are not {list(schema.columns)}")
+        return dg.TypeCheck(True, metadata={"selects": len(value.selects)})
 
     return dg.DagsterType(
         type_check_fn=check,
-        name=f"{schema.name}_arrow",
-        description=f"Arrow table whose rows passed the Pandera schema {schema.name!r} before becoming Arrow.",
-        typing_type=pyarrow.Table,
+        name=f"{schema.name}_in_warehouse",
+        description=f"Rows computed in DuckDB and checked there by the SQL form of the Pandera schema {schema.name!r}.",
+        typing_type=TableQuery,
         metadata={"schema": dg.MetadataValue.table_schema(column_schema(schema))},
     )
 

@@ -12,7 +12,8 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from churn_assets.core import registry
-from churn_assets.core.model import NotEnoughHistory, dropped_features_table
+from churn_assets.core.candidates import dropped_features_table
+from churn_assets.core.training_window import NotEnoughHistory
 from churn_assets.core.scoring import empty_predictions, predictions_schema
 from churn_assets.core.snapshot_inputs import labelled_offset_months
 from churn_assets.core.training import (

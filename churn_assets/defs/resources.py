@@ -11,9 +11,10 @@ import pyarrow as pa
 from dagster._core.definitions.metadata import TableMetadataSet
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_duckdb import DuckDBResource
-from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
+from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement, _partition_where_clause
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 
+from churn_assets.core.table_query import TableQuery, write_table_query
 from churn_assets.core.warehouse import insert_by_name, table_exists
 from churn_assets.settings import Settings
 
@@ -46,6 +47,7 @@ class _TransactionalDuckDbClient(DuckDbClient):
                 yield connection
             except BaseException:
                 connection.rollback()
+                connection.close()  # upstream closes only after a clean exit
                 raise
             connection.commit()
 
@@ -76,20 +78,35 @@ class _WarehousePandasTypeHandler(DuckDBPandasTypeHandler):
         return _write_arrow(context, table_slice, pa.Table.from_pandas(obj, preserve_index=False), connection)
 
 
-class _WarehouseArrowTypeHandler(DbTypeHandler[pa.Table]):
-    """Arrow tables, for outputs too large to hold as one pandas frame (the snapshot tables)."""
+class _TableQueryTypeHandler(DbTypeHandler[TableQuery]):
+    """Tables whose rows stay in DuckDB: the query runs inside the warehouse, in the transaction
+    that removed the slice's old rows, and the schema's SQL checks run on the new rows before it
+    commits."""
 
-    def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: pa.Table, connection):
-        return _write_arrow(context, table_slice, obj, connection)
+    def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: TableQuery, connection):
+        name = f"{table_slice.schema}.{table_slice.table}"
+        written = _partition_where_clause(table_slice.partition_dimensions) if table_slice.partition_dimensions else None
+        result = write_table_query(connection, name, obj, written)
+        metadata = {
+            **TableMetadataSet(storage_kind="duckdb"),
+            "dagster/table_name": name,
+            "schema_checks": dg.MetadataValue.text(
+                f"{len(result.checks)} SQL checks from the schema {obj.schema.name!r}, all passed"
+            ),
+        }
+        for title, frame in result.summaries.items():
+            metadata[title] = dg.MetadataValue.md(frame.to_markdown(index=False) if len(frame) else "_no rows_")
+        if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
+            return {**metadata, "rows_written_for_range": result.rows}  # the asset adds each partition's count
+        count_key = "partition_row_count" if context.has_partition_key else "row_count"
+        return {**metadata, **TableMetadataSet(**{count_key: result.rows})}
 
-    def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pa.Table:
-        if table_slice.partition_dimensions and not context.asset_partition_keys:
-            return pa.table({})
-        return connection.sql(DuckDbClient.get_select_statement(table_slice)).to_arrow_table()
+    def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> TableQuery:
+        raise TypeError(f"{table_slice.table} stays in the warehouse: read it with SQL or load it as a DataFrame")
 
     @property
     def supported_types(self):
-        return [pa.Table]
+        return [TableQuery]
 
 
 class WarehouseIOManager(DuckDBPandasIOManager):
@@ -97,7 +114,7 @@ class WarehouseIOManager(DuckDBPandasIOManager):
 
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
-        return [_WarehousePandasTypeHandler(), _WarehouseArrowTypeHandler()]
+        return [_WarehousePandasTypeHandler(), _TableQueryTypeHandler()]
 
     def create_io_manager(self, context) -> DbIOManager:
         return DbIOManager(

@@ -3,27 +3,29 @@
 import json
 
 import dagster as dg
-import pyarrow as pa
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from churn_assets.core.silver import (
     QUARANTINE_REASONS,
     empty_bronze_transactions_sql,
+    order_months_sql,
+    quarantine_query,
+    quarantine_reasons_sql,
     quarantine_schema,
+    quarantine_sql,
     row_accounting_sql,
-    silver_and_quarantine,
+    silver_facts_sql,
+    silver_query,
     silver_transactions_schema,
+    silver_transactions_sql,
+    stage_classified_rows,
 )
-from churn_assets.core.warehouse import table_exists
+from churn_assets.core.warehouse import query_frame, table_exists
 from churn_assets.defs.automation import rebuild_when_stale
 from churn_assets.defs.failures import named_failure
 from churn_assets.defs.keys import SILVER_QUARANTINE, SILVER_TRANSACTIONS, bronze_key
-from churn_assets.defs.metadata import (
-    column_schema,
-    dagster_type,
-    preview,
-    validated_arrow_type,
-)
+from churn_assets.defs.metadata import column_schema, preview, table_query_type
 from churn_assets.defs.resources import DUCKDB_POOL
 from churn_assets.defs.staleness import (
     DATA_THROUGH_KEY,
@@ -50,7 +52,7 @@ def _silver_asset(settings: Settings) -> dg.AssetsDefinition:
         outs={
             "transactions": dg.AssetOut(
                 key=SILVER_TRANSACTIONS,
-                dagster_type=validated_arrow_type(silver_transactions_schema()),
+                dagster_type=table_query_type(silver_transactions_schema()),
                 description="Typed, validated orders and refunds from every landed file, one row per order id.",
                 metadata={"dagster/column_schema": column_schema(silver_transactions_schema())},
                 kinds={"duckdb", "pandas"},
@@ -58,7 +60,7 @@ def _silver_asset(settings: Settings) -> dg.AssetsDefinition:
             ),
             "quarantine": dg.AssetOut(
                 key=SILVER_QUARANTINE,
-                dagster_type=dagster_type(quarantine_schema()),
+                dagster_type=table_query_type(quarantine_schema()),
                 description=(
                     "Every bronze transaction row that is not in silver, with its reason: "
                     + ", ".join(QUARANTINE_REASONS) + "."
@@ -73,41 +75,44 @@ def _silver_asset(settings: Settings) -> dg.AssetsDefinition:
         pool=DUCKDB_POOL,
     )
     def silver_transactions(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
-        """Rebuilds both tables from all of bronze: one classifying SQL pass, then a split."""
+        """Classifies all of bronze once into a staging table; both tables are written from it
+        inside DuckDB, and it is dropped after."""
         with named_failure(context):
             with warehouse.get_connection() as connection:
-                silver, quarantine, months = silver_and_quarantine(
+                classified = stage_classified_rows(
                     connection, _bronze_transactions(connection), settings.max_abs_amount, settings.timestamp_rules
                 )
-            reasons = quarantine["reason"].value_counts()
-            silver = silver_transactions_schema().validate(silver)
+                facts = query_frame(connection, silver_facts_sql(classified)).iloc[0]
+                months = query_frame(connection, order_months_sql(f"({silver_transactions_sql(classified, ordered=False)})"))
+                reasons = query_frame(connection, quarantine_reasons_sql(classified)).set_index("reason")["rows"]
+                silver_preview = query_frame(connection, f"{silver_transactions_sql(classified)} limit 10")
+                quarantine_preview = query_frame(connection, f"{quarantine_sql(classified)} limit 10")
+            first, last = facts["first_order"], facts["last_order"]
             metadata = {
-                "refunds": int(silver["is_refund"].sum()),
-                "merged_order_lines": int((silver["line_count"] - 1).sum()),
-                "customers": int(silver["customer_id"].nunique()),
-                "last_order": str(silver["order_ts"].max()) if len(silver) else "none",
+                "refunds": int(facts["refunds"]),
+                "merged_order_lines": int(facts["merged_order_lines"]),
+                "customers": int(facts["customers"]),
+                "last_order": str(last) if pd.notna(last) else "none",
                 # what the snapshot tables read, month by month: their staleness follows it
-                FIRST_ORDER_KEY: silver["order_ts"].min().isoformat() if len(silver) else "",
-                DATA_THROUGH_KEY: silver["order_ts"].max().isoformat() if len(silver) else "",
+                FIRST_ORDER_KEY: first.isoformat() if pd.notna(first) else "",
+                DATA_THROUGH_KEY: last.isoformat() if pd.notna(last) else "",
                 ORDER_MONTHS_KEY: dg.MetadataValue.text(json.dumps(dict(zip(months["month"], months["fingerprint"])))),
                 "orders_per_month": dg.MetadataValue.md(
                     months[["month", "orders"]].to_markdown(index=False) if len(months) else "none"
                 ),
-                "preview": preview(silver),
+                "preview": preview(silver_preview),
             }
-            # Handed on as Arrow, and the frame dropped: at ten million orders a second validation by
-            # the Dagster type and the IO manager's copy of the frame cost gigabytes.
-            table = pa.Table.from_pandas(silver, preserve_index=False)
-            del silver
-            yield dg.Output(table, "transactions", metadata=metadata)
+            yield dg.Output(silver_query(classified), "transactions", metadata=metadata)
             yield dg.Output(
-                quarantine_schema().validate(quarantine),
+                quarantine_query(classified),
                 "quarantine",
                 metadata={
                     **{f"reason/{reason}": int(reasons.get(reason, 0)) for reason in QUARANTINE_REASONS},
-                    "preview": preview(quarantine),
+                    "preview": preview(quarantine_preview),
                 },
             )
+            with warehouse.get_connection() as connection:
+                connection.execute(f"drop table if exists {classified}")
 
     return silver_transactions
 
