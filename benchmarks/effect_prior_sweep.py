@@ -17,12 +17,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from churn_assets.core.action_effects import learned_catalogue, learned_effects, matured_contacts_sql
-from churn_assets.core.campaign_contacts import in_running_campaign
-from churn_assets.core.sample_files import TRUTH_FILE
-from churn_assets.core.gold import plan_customers_sql
-from churn_assets.core.oracle import ORACLE, compare_with_oracle, truth_at_snapshot
-from churn_assets.core.parquet import read_parquet
+from churn_assets.core.gold.action_effects import learned_catalogue, learned_effects, matured_contacts_sql
+from churn_assets.core.silver.campaign_contacts import in_running_campaign
+from churn_assets.core.sample.files import TRUTH_FILE
+from churn_assets.core.gold.retention import plan_customers_sql
+from churn_assets.core.gold.oracle import ORACLE, compare_with_oracle, truth_at_snapshot
+from churn_assets.core.ingestion.parquet import read_parquet
 from churn_assets.core.warehouse import query_frame
 from churn_assets.settings import Settings
 

@@ -42,11 +42,11 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
-    from churn_assets.core.btyd import fit_bgnbd, repeat_summary
-    from churn_assets.core.generate import SampleConfig, generate_sample
-    from churn_assets.core.sample_files import write_landing
-    from churn_assets.core.model import train_and_select
-    from churn_assets.core.training import snapshot_features_sql, training_data
+    from churn_assets.core.ml.btyd import fit_bgnbd, repeat_summary
+    from churn_assets.core.sample.generate import SampleConfig, generate_sample
+    from churn_assets.core.sample.files import write_landing
+    from churn_assets.core.ml.model import train_and_select
+    from churn_assets.core.ml.training import snapshot_features_sql, training_data
     from churn_assets.core.warehouse import query_frame
     from churn_assets.plain import run_plain_pipeline
     from churn_assets.settings import Settings

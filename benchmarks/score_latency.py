@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from churn_assets.core.on_demand import score_customer, warehouse_history
+from churn_assets.core.ml.on_demand import score_customer, warehouse_history
 from churn_assets.settings import Settings
 
 CHAMPION_URI = "models:/churn_model@champion"

@@ -14,7 +14,7 @@ from datetime import date
 
 import duckdb
 
-from churn_assets.core.features import customer_features_sql, prepare_feature_inputs
+from churn_assets.core.silver.features import customer_features_sql, prepare_feature_inputs
 from churn_assets.settings import Settings
 
 

@@ -113,7 +113,7 @@ def run_bench(
     tables_only: bool = False,
 ) -> list[ModeResult]:
     """Generate, run each mode in a child process, print the table; returns the results."""
-    from churn_assets.core.generate import SampleConfig
+    from churn_assets.core.sample.generate import SampleConfig
 
     root = Path(workdir or tempfile.mkdtemp(prefix="churn-bench-")).resolve()
     landing = root / "landing"
@@ -151,8 +151,8 @@ def _reuse_sample(root: Path, config, echo) -> int | None:
 
 def _generate(root: Path, config, echo) -> int:
     """Generate the sample into ``root``/landing and its truth, and record what was made."""
-    from churn_assets.core.generate import generate_sample
-    from churn_assets.core.sample_files import write_landing, write_truth
+    from churn_assets.core.sample.generate import generate_sample
+    from churn_assets.core.sample.files import write_landing, write_truth
 
     landing = root / "landing"
     (root / SAMPLE_RECORD).unlink(missing_ok=True)
@@ -289,7 +289,7 @@ def _orchestrated(settings, tables_only: bool = False) -> ModeResult:
     import dagster as dg
 
     from churn_assets.cli import ensure_dagster_home
-    from churn_assets.defs.keys import WAREHOUSE_TABLES
+    from churn_assets.lib.keys import WAREHOUSE_TABLES
     from churn_assets.runner import run_pipeline
 
     ensure_dagster_home(settings)

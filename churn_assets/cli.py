@@ -153,7 +153,7 @@ def _positive_int(text: str) -> int:
 
 
 def _source_list(text: str) -> tuple[str, ...]:
-    from churn_assets.core.generate import SOURCE_NAMES
+    from churn_assets.core.sample.generate import SOURCE_NAMES
 
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     unknown = sorted(set(names) - set(SOURCE_NAMES))
@@ -169,8 +169,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def _generate(args, settings: Settings) -> int:
-    from churn_assets.core.generate import SOURCE_NAMES, SampleConfig
-    from churn_assets.core.sample_files import next_customer_id
+    from churn_assets.core.sample.generate import SOURCE_NAMES, SampleConfig
+    from churn_assets.core.sample.files import next_customer_id
 
     try:
         config = SampleConfig(
@@ -195,14 +195,14 @@ def _generate(args, settings: Settings) -> int:
 def _campaign_control_share(settings: Settings) -> float:
     """Generated campaigns hold out the control share plans use, so their read-outs test it; a
     past campaign always had controls, even when plans are set to hold none out."""
-    from churn_assets.core.campaign_history import CampaignDesign
+    from churn_assets.core.sample.campaign_history import CampaignDesign
 
     return settings.control_share or CampaignDesign.control_share
 
 
 def _generate_into(settings: Settings, config, file_format: str = "csv", replace_truth: bool = False) -> None:
-    from churn_assets.core.generate import generate_sample
-    from churn_assets.core.sample_files import merged_truth, write_landing, write_truth
+    from churn_assets.core.sample.generate import generate_sample
+    from churn_assets.core.sample.files import merged_truth, write_landing, write_truth
 
     print(
         f"Generating {config.customers:,} customers over {config.months} months from "
@@ -261,8 +261,8 @@ def _run(args, settings: Settings) -> int:
 def _sample_into_empty_landing(settings: Settings) -> bool:
     """Generate the default sample when landing holds no file (sample data never mixes with a
     user's files); whether it did."""
-    from churn_assets.core.generate import SampleConfig
-    from churn_assets.core.landing import landing_holds_files
+    from churn_assets.core.sample.generate import SampleConfig
+    from churn_assets.core.ingestion.landing import landing_holds_files
 
     if landing_holds_files(settings.landing_dir):
         return False
@@ -301,7 +301,7 @@ def _score(args, settings: Settings) -> int:
     """One customer's churn probability, risk segment, reasons and best action as of a day, from
     their history in the warehouse through the registered model the monthly batch used for that
     day (or the champion for another day)."""
-    from churn_assets.core.on_demand import score_customer
+    from churn_assets.core.ml.on_demand import score_customer
 
     _quiet_mlflow()
     with read_only_warehouse(settings) as connection:
@@ -326,9 +326,9 @@ def _report(args, settings: Settings) -> int:
     """The plan with measured, uplift-model and assumed effects, both baselines and an oracle plan
     at the same spend, valued under the latent truth; the learned effects beside the true ones and
     the uplift model's ranking judged by the true uplift."""
-    from churn_assets.core.sample_files import TRUTH_FILE
-    from churn_assets.core.parquet import read_parquet
-    from churn_assets.core.report import plan_report
+    from churn_assets.core.sample.files import TRUTH_FILE
+    from churn_assets.core.ingestion.parquet import read_parquet
+    from churn_assets.core.sample.report import plan_report
 
     truth_file = settings.truth_dir / TRUTH_FILE
     if not truth_file.exists():

@@ -19,50 +19,50 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from churn_assets.core.action_effects import learned_effects, matured_contacts_sql
-from churn_assets.core.plan_effects import plan_effects
-from churn_assets.core.uplift import matured_contacts_sql as matured_customers_sql
-from churn_assets.core.uplift import uplift_validation_schema, validate_out_of_time
-from churn_assets.core.bronze import ingest_landed_file
-from churn_assets.core.campaign_contacts import (
+from churn_assets.core.gold.action_effects import learned_effects, matured_contacts_sql
+from churn_assets.core.gold.plan_effects import plan_effects
+from churn_assets.core.gold.uplift import matured_contacts_sql as matured_customers_sql
+from churn_assets.core.gold.uplift import uplift_validation_schema, validate_out_of_time
+from churn_assets.core.ingestion.bronze import ingest_landed_file
+from churn_assets.core.silver.campaign_contacts import (
     contact_quarantine_schema,
     contacts_and_quarantine,
     empty_bronze_contacts_sql,
     in_running_campaign,
     silver_contacts_schema,
 )
-from churn_assets.core.campaign_execution import execution_table, plan_and_contacts_sql
-from churn_assets.core.campaign_outcomes import campaign_customers_sql, outcomes_table, with_money
-from churn_assets.core.features import features_query, labels_query
-from churn_assets.core.gold import (
+from churn_assets.core.gold.campaign_execution import execution_table, plan_and_contacts_sql
+from churn_assets.core.gold.campaign_outcomes import campaign_customers_sql, outcomes_table, with_money
+from churn_assets.core.silver.features import features_query, labels_query
+from churn_assets.core.gold.retention import (
     customer_value_schema,
     plan_customers_sql,
     plan_with_baselines,
     retention_actions_schema,
 )
-from churn_assets.core.landing import scan_landing
-from churn_assets.core.training_window import NotEnoughHistory
-from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
-from churn_assets.core.silver import (
+from churn_assets.core.ingestion.landing import scan_landing
+from churn_assets.core.ml.training_window import NotEnoughHistory
+from churn_assets.core.silver.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
+from churn_assets.core.silver.transactions import (
     quarantine_query,
     row_accounting_sql,
     silver_query,
     stage_classified_rows,
 )
-from churn_assets.core.sources import SOURCES
-from churn_assets.core.summary import (
+from churn_assets.core.ingestion.sources import SOURCES
+from churn_assets.core.gold.summary import (
     create_views_sql,
     retention_summary_schema,
     retention_summary_sql,
 )
 from churn_assets.core.table_query import TableQuery, write_table_query
-from churn_assets.core.training import (
+from churn_assets.core.ml.training import (
     score_with_registered_model,
     snapshot_features_sql,
     train_and_register,
     training_data,
 )
-from churn_assets.core.value import value_for_snapshot
+from churn_assets.core.gold.value import value_for_snapshot
 from churn_assets.core.warehouse import insert_by_name, query_frame, snapshots_with_data, table_exists
 from churn_assets.settings import Settings
 

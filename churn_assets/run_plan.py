@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from churn_assets.defs.automation import AUTOMATED
+from churn_assets.lib.automation import AUTOMATED
 
 
 @dataclass(frozen=True)

@@ -27,22 +27,22 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
 )
 
-from churn_assets.core.bronze import check_landed_columns
+from churn_assets.core.ingestion.bronze import check_landed_columns
 from churn_assets.core.errors import root_cause
-from churn_assets.core.landing import LandingError, Verdict
-from churn_assets.core.sources import SOURCES
+from churn_assets.core.ingestion.landing import LandingError, Verdict
+from churn_assets.core.ingestion.sources import SOURCES
 from churn_assets.core.warehouse import table_exists
 from churn_assets.definitions import build_definitions
-from churn_assets.core.ledger import FileVerdict, LedgerEntry, ledger_lines
-from churn_assets.defs.failures import RETRY_TAG, failed_for_environment, newest_failure, step_failure_text
-from churn_assets.defs.ingestion import (
+from churn_assets.core.ingestion.ledger import FileVerdict, LedgerEntry, ledger_lines
+from churn_assets.lib.failures import RETRY_TAG, failed_for_environment, newest_failure, step_failure_text
+from churn_assets.defs.ingestion.new_files import (
     SHA_TAG,
     IngestionPlan,
     partitions_name,
     plan_ingestion,
 )
-from churn_assets.defs.keys import CHURN_MODEL, LANDING_LEDGER
-from churn_assets.defs.resources import build_resources
+from churn_assets.lib.keys import CHURN_MODEL, LANDING_LEDGER
+from churn_assets.lib.resources import build_resources
 from churn_assets.run_plan import RunPlan, consecutive_spans, plan_runs, stale_partitions
 from churn_assets.settings import Settings
 

@@ -168,7 +168,7 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{_env_name(name)} must be positive, got {getattr(self, name)}")
-        from churn_assets.core.sources import SOURCES
+        from churn_assets.core.ingestion.sources import SOURCES
 
         for source in SOURCES:
             self.column_map(source)  # fail at start-up, not in the middle of a run
@@ -213,7 +213,7 @@ class Settings:
     @property
     def action_catalogue(self):
         """The actions of ``CHURN_ACTIONS``, or the default catalogue when it is empty."""
-        from churn_assets.core.plan import DEFAULT_ACTIONS, parse_actions
+        from churn_assets.core.gold.plan import DEFAULT_ACTIONS, parse_actions
 
         if not self.actions.strip():
             return DEFAULT_ACTIONS
@@ -225,7 +225,7 @@ class Settings:
     @property
     def candidate_list(self) -> tuple[str, ...]:
         """The model candidates named in ``CHURN_MODEL_CANDIDATES``."""
-        from churn_assets.core.candidates import CANDIDATES
+        from churn_assets.core.ml.candidates import CANDIDATES
 
         names = tuple(n.strip() for n in self.model_candidates.split(",") if n.strip())
         unknown = sorted(set(names) - set(CANDIDATES))
@@ -247,13 +247,13 @@ class Settings:
     @property
     def timestamp_rules(self):
         """How landed timestamps are read: the formats above and ``CHURN_TIMEZONE``."""
-        from churn_assets.core.sources import TimestampRules
+        from churn_assets.core.ingestion.sources import TimestampRules
 
         return TimestampRules(self.timestamp_format_list, self.timezone)
 
     def column_map(self, source: str) -> dict[str, str]:
         """{landed column name: canonical name} for ``source``, from its ``*_COLUMN_MAP`` setting."""
-        from churn_assets.core.sources import SOURCES
+        from churn_assets.core.ingestion.sources import SOURCES
 
         variable = _env_name(f"{source}_column_map")
         mapping = parse_column_map(getattr(self, f"{source}_column_map"), variable)

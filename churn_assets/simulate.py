@@ -17,11 +17,11 @@ import duckdb
 import pandas as pd
 
 from churn_assets.core.errors import ChurnError
-from churn_assets.core.generate import SampleData
-from churn_assets.core.sample_files import TRUTH_FILE, write_landing, write_truth
-from churn_assets.core.parquet import read_parquet
-from churn_assets.core.report import plan_report
-from churn_assets.core.simulation import SIMULATED_CONTACTS_FILE, simulate_month
+from churn_assets.core.sample.generate import SampleData
+from churn_assets.core.sample.files import TRUTH_FILE, write_landing, write_truth
+from churn_assets.core.ingestion.parquet import read_parquet
+from churn_assets.core.sample.report import plan_report
+from churn_assets.core.sample.simulation import SIMULATED_CONTACTS_FILE, simulate_month
 from churn_assets.core.warehouse import query_frame, table_exists
 from churn_assets.runner import run_pipeline
 from churn_assets.settings import Settings

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from churn_assets.core.generate import SampleConfig, generate_sample
-from churn_assets.core.sample_files import write_landing, write_truth
+from churn_assets.core.sample.generate import SampleConfig, generate_sample
+from churn_assets.core.sample.files import write_landing, write_truth
 from churn_assets.definitions import build_definitions
 from churn_assets.runner import run_pipeline
 from churn_assets.settings import Settings

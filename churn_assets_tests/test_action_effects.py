@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_assets.core.action_effects import learned_catalogue, learned_effects, measured_effect, plan_catalogue
-from churn_assets.core.oracle import true_options
-from churn_assets.core.plan import DEFAULT_ACTIONS, Action
+from churn_assets.core.gold.action_effects import learned_catalogue, learned_effects, measured_effect, plan_catalogue
+from churn_assets.core.gold.oracle import true_options
+from churn_assets.core.gold.plan import DEFAULT_ACTIONS, Action
 
 S = date(2025, 6, 1)
 

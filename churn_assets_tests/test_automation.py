@@ -9,11 +9,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from churn_assets.core.generate import SampleConfig, generate_sample
-from churn_assets.core.sample_files import write_landing
+from churn_assets.core.sample.generate import SampleConfig, generate_sample
+from churn_assets.core.sample.files import write_landing
 from churn_assets.definitions import build_definitions
-from churn_assets.defs.automation import automation_sensor
-from churn_assets.defs.keys import (
+from churn_assets.lib.automation import automation_sensor
+from churn_assets.lib.keys import (
     CAMPAIGN_CONTACTS,
     CONTACT_QUARANTINE,
     LANDING_LEDGER,

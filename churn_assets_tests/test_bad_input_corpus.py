@@ -190,7 +190,7 @@ def test_each_readable_file_ends_in_silver_or_quarantine_with_its_reason(corpus)
 
 def test_row_accounting_holds_for_every_ingested_file_and_nothing_is_lost(corpus):
     settings, first, second = corpus
-    from churn_assets.core.silver import row_accounting_sql
+    from churn_assets.core.silver.transactions import row_accounting_sql
 
     accounting = query(settings, row_accounting_sql("bronze.transactions", "silver.transactions", "silver.quarantine"))
     assert (accounting["unaccounted"] == 0).all()

@@ -49,7 +49,7 @@ def test_bench_sizes_the_sample_by_transactions_and_refuses_nonsense(capsys):
 
 def test_a_workdir_reuses_its_generated_sample_only_for_the_same_size_and_seed(tmp_path):
     from churn_assets.bench import _generate, _reuse_sample
-    from churn_assets.core.generate import SampleConfig
+    from churn_assets.core.sample.generate import SampleConfig
 
     config = SampleConfig(customers=200, seed=3)
     lines: list[str] = []

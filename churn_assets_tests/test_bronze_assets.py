@@ -6,9 +6,9 @@ import time
 from datetime import date
 
 
-from churn_assets.core.generate import SampleConfig, generate_sample
-from churn_assets.core.sample_files import write_landing
-from churn_assets.core.landing import file_sha256
+from churn_assets.core.sample.generate import SampleConfig, generate_sample
+from churn_assets.core.sample.files import write_landing
+from churn_assets.core.ingestion.landing import file_sha256
 from churn_assets.runner import run_pipeline
 from churn_assets.settings import Settings
 from churn_assets_tests.conftest import fill_disk, land, project_instance, query

@@ -4,9 +4,9 @@ import json
 import pandas as pd
 import pytest
 
-from churn_assets.core.bronze import bronze_schema, check_landed_columns, read_landed_file
-from churn_assets.core.landing import LandingError
-from churn_assets.core.sources import CUSTOMERS, TRANSACTIONS, WEB_SESSIONS
+from churn_assets.core.ingestion.bronze import bronze_schema, check_landed_columns, read_landed_file
+from churn_assets.core.ingestion.landing import LandingError
+from churn_assets.core.ingestion.sources import CUSTOMERS, TRANSACTIONS, WEB_SESSIONS
 
 SHA = "ab" * 32
 WHEN = pd.Timestamp("2025-01-02 03:04:05")

@@ -4,7 +4,7 @@ predictions are calibrated on that data."""
 import numpy as np
 import pytest
 
-from churn_assets.core.btyd import BGNBD, BTYDFeatures, BTYDUnavailable, fit_bgnbd, log_likelihood, simulate_bgnbd
+from churn_assets.core.ml.btyd import BGNBD, BTYDFeatures, BTYDUnavailable, fit_bgnbd, log_likelihood, simulate_bgnbd
 
 
 @pytest.mark.parametrize("truth", [BGNBD(r=0.6, alpha=40.0, a=0.8, b=3.0), BGNBD(r=1.5, alpha=90.0, a=2.2, b=6.0)])

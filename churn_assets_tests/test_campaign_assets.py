@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from churn_assets.definitions import build_definitions
-from churn_assets.defs.keys import (
+from churn_assets.lib.keys import (
     ACTION_EFFECTS,
     CAMPAIGN_CONTACTS,
     CAMPAIGN_EXECUTION,

@@ -4,7 +4,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from churn_assets.core.campaign_contacts import (
+from churn_assets.core.silver.campaign_contacts import (
     CONTACT_QUARANTINE_REASONS,
     contact_accounting_sql,
     contact_quarantine_schema,
@@ -115,7 +115,7 @@ def test_each_campaign_has_a_fingerprint_that_changes_with_its_contacts(connecti
 
 
 def test_a_campaign_holds_its_customers_until_its_horizon_has_ended(connection):
-    from churn_assets.core.campaign_contacts import in_running_campaign
+    from churn_assets.core.silver.campaign_contacts import in_running_campaign
 
     connection.execute("create schema silver")
     connection.execute("create table silver.campaign_contacts as select * from (values "

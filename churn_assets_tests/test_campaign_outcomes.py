@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_assets.core.campaign_execution import execution_table
-from churn_assets.core.campaign_outcomes import (
+from churn_assets.core.gold.campaign_execution import execution_table
+from churn_assets.core.gold.campaign_outcomes import (
     campaign_customers_sql,
     campaign_outcomes_schema,
     difference_interval,
@@ -18,7 +18,7 @@ from churn_assets.core.campaign_outcomes import (
     wilson_interval,
     with_money,
 )
-from churn_assets.core.plan import DEFAULT_ACTIONS
+from churn_assets.core.gold.plan import DEFAULT_ACTIONS
 
 Z = 1.959963984540054
 

@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from churn_assets.core.parquet import read_parquet
+from churn_assets.core.ingestion.parquet import read_parquet
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pandera.pandas as pandera
 import pytest
 
-from churn_assets.core.features import (
+from churn_assets.core.silver.features import (
     churn_labels_schema,
     churn_labels_sql,
     customer_features_schema,

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_assets.core.generate import SampleConfig, generate_sample
-from churn_assets.core.sample_files import DEFECTS, write_landing, write_truth
-from churn_assets.core.parquet import read_parquet
+from churn_assets.core.sample.generate import SampleConfig, generate_sample
+from churn_assets.core.sample.files import DEFECTS, write_landing, write_truth
+from churn_assets.core.ingestion.parquet import read_parquet
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,7 @@ def test_order_line_layout_sums_to_the_orders(tmp_path):
 
 
 def test_a_second_sample_merges_into_the_truth_and_a_clash_is_refused(tmp_path):
-    from churn_assets.core.sample_files import TruthConflict, next_customer_id
+    from churn_assets.core.sample.files import TruthConflict, next_customer_id
 
     first = generate_sample(SampleConfig(customers=100, months=2, seed=1))
     write_truth(first, tmp_path)

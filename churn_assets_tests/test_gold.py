@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_assets.core.gold import plan_with_baselines, retention_actions_frame, retention_actions_schema
-from churn_assets.core.plan import DEFAULT_ACTIONS, action_options, solve_plan
-from churn_assets.core.summary import VIEWS, create_views_sql, retention_summary_sql
-from churn_assets.core.value import evaluate_value, run_rate_value
+from churn_assets.core.gold.retention import plan_with_baselines, retention_actions_frame, retention_actions_schema
+from churn_assets.core.gold.plan import DEFAULT_ACTIONS, action_options, solve_plan
+from churn_assets.core.gold.summary import VIEWS, create_views_sql, retention_summary_sql
+from churn_assets.core.gold.value import evaluate_value, run_rate_value
 from churn_assets.settings import Settings
 
 S = pd.Timestamp("2025-03-01")

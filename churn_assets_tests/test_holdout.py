@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_assets.core.holdout import comparison_power, detectable_effect, holdout_power, share_for_power
-from churn_assets.core.plan import DEFAULT_ACTIONS, action_options
+from churn_assets.core.gold.holdout import comparison_power, detectable_effect, holdout_power, share_for_power
+from churn_assets.core.gold.plan import DEFAULT_ACTIONS, action_options
 
 # Churn 50% against 40%, two-sided 5%, 80% power, unpooled: n per arm = (1.959964 + 0.841621)^2 x
 # (0.25 + 0.24) / 0.1^2 = 384.59.

@@ -15,8 +15,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from churn_assets.core.generate import SampleConfig, generate_sample
-from churn_assets.core.sample_files import write_landing
+from churn_assets.core.sample.generate import SampleConfig, generate_sample
+from churn_assets.core.sample.files import write_landing
 
 FEATURES_STEP = "silver__customer_features"
 COMPARED = {

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from churn_assets.core.landing import (
+from churn_assets.core.ingestion.landing import (
     LandedFile,
     LandingError,
     Verdict,
@@ -95,7 +95,7 @@ def test_a_requested_file_that_never_landed_in_bronze_may_come_back_with_new_con
 
 
 def test_content_must_match_what_was_requested_and_ingested():
-    from churn_assets.core.landing import check_content_unchanged
+    from churn_assets.core.ingestion.landing import check_content_unchanged
 
     check_content_unchanged("t/a.csv", "s1", "s1", "s1", allow_change=False)
     check_content_unchanged("t/a.csv", "s2", None, "s1", allow_change=True)

@@ -9,7 +9,10 @@ CORE = Path(__file__).resolve().parents[1] / "churn_assets" / "core"
 
 
 def test_no_core_module_imports_dagster():
-    modules = sorted(f"churn_assets.core.{p.stem}" for p in CORE.glob("*.py") if p.stem != "__init__")
+    modules = sorted(
+        "churn_assets.core." + ".".join(p.relative_to(CORE).with_suffix("").parts).removesuffix(".__init__")
+        for p in CORE.rglob("*.py")
+    )
     assert len(modules) > 20
     script = (
         "import importlib, sys\n"

@@ -17,11 +17,11 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from churn_assets.core import registry
+from churn_assets.core.ml import registry
 from churn_assets.cli import main as cli_main
-from churn_assets.core.on_demand import score_customers, warehouse_history
+from churn_assets.core.ml.on_demand import score_customers, warehouse_history
 from churn_assets.definitions import build_definitions
-from churn_assets.defs.ml import CHURN_MODEL
+from churn_assets.defs.ml.model import CHURN_MODEL
 from churn_assets_tests.conftest import query
 from churn_assets_tests.dagster_helpers import QUIET
 from churn_assets_tests.live import free_port, wait_for

@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_assets.core.drift import drift_report, psi, reference_profile
-from churn_assets.core.explain import describe, scores_and_contributions, top_reasons, typical_values
-from churn_assets.core.candidates import NUMERIC_FEATURES, candidate_models, model_inputs
-from churn_assets.core.champion_gate import champion_decision
-from churn_assets.core.importance import importance_by_feature
-from churn_assets.core.model import metrics_table, train_and_select
-from churn_assets.core.model_metrics import retention_profit, risk_segments, top_decile_lift
-from churn_assets.core.training_window import NotEnoughHistory, labelled_features_sql, training_window
+from churn_assets.core.ml.drift import drift_report, psi, reference_profile
+from churn_assets.core.ml.explain import describe, scores_and_contributions, top_reasons, typical_values
+from churn_assets.core.ml.candidates import NUMERIC_FEATURES, candidate_models, model_inputs
+from churn_assets.core.ml.champion_gate import champion_decision
+from churn_assets.core.ml.importance import importance_by_feature
+from churn_assets.core.ml.model import metrics_table, train_and_select
+from churn_assets.core.ml.metrics import retention_profit, risk_segments, top_decile_lift
+from churn_assets.core.ml.training_window import NotEnoughHistory, labelled_features_sql, training_window
 
 MONTHLY = [date(2024, m, 1) for m in range(1, 13)]
 
@@ -208,7 +208,7 @@ def test_every_model_drops_a_feature_that_is_null_or_constant_in_its_training_ro
 
 
 def test_the_value_regression_drops_them_too():
-    from churn_assets.core.value import fit_value_model
+    from churn_assets.core.gold.value import fit_value_model
 
     train, validation = _labelled(2000, 3), _labelled(800, 4)
     for frame in (train, validation):

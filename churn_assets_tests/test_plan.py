@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_assets.core.plan import (
+from churn_assets.core.gold.plan import (
     DEFAULT_ACTIONS,
     Action,
     Options,

@@ -1,6 +1,6 @@
 import duckdb
 
-from churn_assets.core.quality import bronze_lineage_problems_sql
+from churn_assets.core.silver.quality import bronze_lineage_problems_sql
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 
@@ -35,7 +35,7 @@ def test_each_kind_of_broken_lineage_is_found():
 
 
 def test_repeated_pairs_and_rows_from_the_future_are_counted():
-    from churn_assets.core.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
+    from churn_assets.core.silver.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
 
     with duckdb.connect() as connection:
         connection.execute(

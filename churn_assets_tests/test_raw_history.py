@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_assets.core.champion import best_actions
-from churn_assets.core.plan import DEFAULT_ACTIONS, NO_ACTION
-from churn_assets.core.raw_history import ScoringError, history_features, parse_as_of
+from churn_assets.core.ml.champion import best_actions
+from churn_assets.core.gold.plan import DEFAULT_ACTIONS, NO_ACTION
+from churn_assets.core.silver.raw_history import ScoringError, history_features, parse_as_of
 
 AS_OF = date(2025, 3, 1)
 

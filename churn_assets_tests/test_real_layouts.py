@@ -8,10 +8,10 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from churn_assets.core import registry
-from churn_assets.core.generate import SampleConfig, generate_sample
-from churn_assets.core.sample_files import write_landing, write_truth
-from churn_assets.defs.ml import CHURN_MODEL
+from churn_assets.core.ml import registry
+from churn_assets.core.sample.generate import SampleConfig, generate_sample
+from churn_assets.core.sample.files import write_landing, write_truth
+from churn_assets.defs.ml.model import CHURN_MODEL
 from churn_assets.runner import run_pipeline
 from churn_assets.settings import Settings
 from churn_assets_tests.conftest import project_instance, query

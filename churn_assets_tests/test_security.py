@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from churn_assets.core.sources import timestamp_sql
+from churn_assets.core.ingestion.sources import timestamp_sql
 from churn_assets.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

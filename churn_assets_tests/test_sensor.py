@@ -3,9 +3,9 @@
 import gc
 import json
 
-from churn_assets.core.landing import file_sha256
+from churn_assets.core.ingestion.landing import file_sha256
 from churn_assets.definitions import build_definitions
-from churn_assets.defs.ingestion import landing_ledger
+from churn_assets.defs.ingestion.new_files import landing_ledger
 from churn_assets.settings import Settings
 from churn_assets_tests.conftest import backdate, fill_disk, land, query
 from churn_assets_tests.dagster_helpers import (

@@ -4,8 +4,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from churn_assets.core.sources import TimestampRules
-from churn_assets.core.silver import (
+from churn_assets.core.ingestion.sources import TimestampRules
+from churn_assets.core.silver.transactions import (
     classified_rows_sql,
     empty_bronze_transactions_sql,
     quarantine_schema,

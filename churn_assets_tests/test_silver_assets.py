@@ -6,9 +6,9 @@ import dagster as dg
 import duckdb
 
 from churn_assets.definitions import build_definitions
-from churn_assets.defs.keys import ROW_ACCOUNTING, SILVER_TRANSACTIONS
-from churn_assets.defs.resources import build_resources
-from churn_assets.defs.silver import row_accounting
+from churn_assets.lib.keys import ROW_ACCOUNTING, SILVER_TRANSACTIONS
+from churn_assets.lib.resources import build_resources
+from churn_assets.defs.silver.transactions import row_accounting
 from churn_assets.run_plan import stale_partitions
 from churn_assets.runner import run_pipeline
 from churn_assets_tests.conftest import land, query

@@ -7,10 +7,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from churn_assets.core.sample_files import TRUTH_FILE
-from churn_assets.core.parquet import read_parquet
-from churn_assets.core.report import plan_report
-from churn_assets.core.simulation import SIMULATED_CONTACTS_FILE
+from churn_assets.core.sample.files import TRUTH_FILE
+from churn_assets.core.ingestion.parquet import read_parquet
+from churn_assets.core.sample.report import plan_report
+from churn_assets.core.sample.simulation import SIMULATED_CONTACTS_FILE
 from churn_assets.simulate import simulate
 from churn_assets_tests.conftest import query
 

@@ -64,9 +64,9 @@ def test_the_warehouse_type_accepts_only_a_query_with_the_schema_columns():
     import dagster as dg
     import pyarrow as pa
 
-    from churn_assets.core.features import churn_labels_schema, customer_features_schema
+    from churn_assets.core.silver.features import churn_labels_schema, customer_features_schema
     from churn_assets.core.table_query import TableQuery
-    from churn_assets.defs.metadata import table_query_type
+    from churn_assets.lib.metadata import table_query_type
 
     labels_type = table_query_type(churn_labels_schema())
     assert dg.check_dagster_type(labels_type, TableQuery(churn_labels_schema())).success

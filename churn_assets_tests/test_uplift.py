@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_assets.core.features import FEATURE_COLUMNS
-from churn_assets.core.plan import DEFAULT_ACTIONS, Action, action_options
-from churn_assets.core.plan_effects import scaled_to_segments
-from churn_assets.core.uplift import (
+from churn_assets.core.silver.features import FEATURE_COLUMNS
+from churn_assets.core.gold.plan import DEFAULT_ACTIONS, Action, action_options
+from churn_assets.core.gold.plan_effects import scaled_to_segments
+from churn_assets.core.gold.uplift import (
     MIN_TEST_CONTROLS,
     auuc,
     fit_uplift_model,

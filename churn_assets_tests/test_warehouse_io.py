@@ -8,7 +8,7 @@ import pandera.pandas as pandera
 import pytest
 
 from churn_assets.core.table_query import TableQuery
-from churn_assets.defs.resources import WarehouseIOManager
+from churn_assets.lib.resources import WarehouseIOManager
 
 SCORES = pandera.DataFrameSchema(
     {

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from churn_assets.core.model import TrainingResult
+from churn_assets.core.ml.model import TrainingResult
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import pandera.pandas as pandera
+import pyarrow as pa
 
 from churn_assets.core.schema_sql import (
     SchemaViolation,
@@ -19,6 +20,7 @@ from churn_assets.core.schema_sql import (
     create_table_sql,
     typed_select_sql,
 )
+from churn_assets.core.warehouse import insert_by_name
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class TableQuery:
     teardown: tuple[str, ...] = ()
     expected_rows: tuple[int, ...] | None = None
     summaries: dict[str, str] = field(default_factory=dict)
+    check: bool = True  # False when Pandera already validated the rows on their way in
 
     def __post_init__(self) -> None:
         if self.expected_rows is not None and len(self.expected_rows) != len(self.selects):
@@ -62,6 +65,29 @@ def _refuse_unknown_columns(connection, schema: pandera.DataFrameSchema, select:
     unknown = [name for name in connection.sql(select).columns if name not in schema.columns]
     if unknown:
         raise SchemaViolation(f"{table}: the query returns columns its schema {schema.name!r} does not have: {unknown}")
+
+
+class FrameStaging:
+    """Frames a step produces one month at a time, each validated by Pandera once and parked in a
+    staging table, so a range of months never sits in memory together; ``query`` hands them to the
+    writer, which moves them into the asset's table in its transaction and drops the staging table."""
+
+    def __init__(self, connection, name: str, schema: pandera.DataFrameSchema):
+        self.connection, self.schema, self.table = connection, schema, f"staging.{name}"
+        self.rows: dict = {}  # rows staged per snapshot
+        connection.execute("create schema if not exists staging").fetchall()
+        connection.execute(f"drop table if exists {self.table}").fetchall()
+
+    def add(self, key, frame: pd.DataFrame) -> pd.DataFrame:
+        """Validate ``frame`` (the rows of snapshot ``key``), stage it and return it validated."""
+        validated = self.schema.validate(frame)
+        insert_by_name(self.connection, self.table, pa.Table.from_pandas(validated, preserve_index=False))
+        self.rows[key] = len(validated)
+        return validated
+
+    def query(self) -> TableQuery:
+        selects = (f"select * from {self.table}",) if self.rows else ()
+        return TableQuery(self.schema, selects, teardown=(f"drop table if exists {self.table}",), check=False)
 
 
 class UnexpectedRowCount(ValueError):
@@ -91,6 +117,6 @@ def write_table_query(connection, table: str, query: TableQuery, written: str | 
     for statement in query.teardown:
         connection.execute(statement).fetchall()
     rows = f"(select * from {table} where {written or 'true'})"
-    checks = check_rows(connection, query.schema, rows, table)
+    checks = check_rows(connection, query.schema, rows, table) if query.check else {}
     summaries = {name: connection.sql(sql.format(rows=rows)).df() for name, sql in query.summaries.items()}
     return WrittenTable(tuple(counts), checks, summaries)

@@ -1,0 +1,1 @@
+"""Generated sample data with its latent truth, the simulated months and the report against that truth."""

@@ -1,0 +1,1 @@
+"""Gold layer: value, the retention plan and summary, action effects, uplift validation and campaigns."""

@@ -1,0 +1,1 @@
+"""ML layer: the monthly model with its champion gate, predictions, and the monthly retraining schedule."""

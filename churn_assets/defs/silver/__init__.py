@@ -1,0 +1,1 @@
+"""Silver layer: transactions and quarantine, features and labels per monthly snapshot."""
