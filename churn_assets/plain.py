@@ -19,6 +19,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from churn_assets.core import tables
 from churn_assets.core.gold.action_effects import learned_effects, matured_contacts_sql
 from churn_assets.core.gold.plan_effects import plan_effects
 from churn_assets.core.gold.uplift import matured_contacts_sql as matured_customers_sql
@@ -33,7 +34,8 @@ from churn_assets.core.silver.campaign_contacts import (
 )
 from churn_assets.core.gold.campaign_execution import execution_table, plan_and_contacts_sql
 from churn_assets.core.gold.campaign_outcomes import campaign_customers_sql, outcomes_table, with_money
-from churn_assets.core.silver.features import features_query, labels_query
+from churn_assets.core.silver.features import features_query
+from churn_assets.core.silver.labels import labels_query
 from churn_assets.core.gold.retention import (
     customer_value_schema,
     plan_customers_sql,
@@ -87,8 +89,8 @@ def run_plain_pipeline(settings: Settings, step: Step, models: bool = True) -> s
         _snapshots(connection, settings, snapshots, step)
         if not models:
             return snapshots[-1]
-        for table in ("ml.churn_predictions", "gold.customer_value", "gold.action_effects", "gold.uplift_validation", "gold.retention_actions",
-                      "gold.retention_summary", "gold.campaign_outcomes", "gold.campaign_execution"):
+        for table in (tables.ML_CHURN_PREDICTIONS, tables.GOLD_CUSTOMER_VALUE, tables.GOLD_ACTION_EFFECTS, tables.GOLD_UPLIFT_VALIDATION, tables.GOLD_RETENTION_ACTIONS,
+                      tables.GOLD_RETENTION_SUMMARY, tables.GOLD_CAMPAIGN_OUTCOMES, tables.GOLD_CAMPAIGN_EXECUTION):
             connection.execute(f"drop table if exists {table}")
         for snapshot in snapshots:  # oldest first, as a range run does
             if _model_and_predictions(connection, settings, snapshot, step, plots=snapshot == snapshots[-1]):
@@ -122,78 +124,77 @@ def _bronze(connection, settings: Settings, step: Step) -> None:
         if not names:
             continue
         with step(f"bronze.{source.name}") as timed:
-            frames = [
-                ingest_landed_file(
+            connection.execute(f"drop table if exists bronze.{source.name}")
+            timed.rows = 0
+            for name in names:  # file by file, as the orchestrated ingestion stages them
+                frame = ingest_landed_file(
                     settings.landing_dir, source, name, ingested_at=ingested_at,
                     column_map=settings.column_map(source.name),
                 )[0]
-                for name in names
-            ]
-            bronze = pd.concat(frames, ignore_index=True)
-            _write(connection, f"bronze.{source.name}", bronze)
-            timed.rows = len(bronze)
+                _write(connection, f"bronze.{source.name}", frame, append=True)
+                timed.rows += len(frame)
 
 
 def _silver(connection, settings: Settings, step: Step) -> None:
-    with step("silver.transactions") as timed:
+    with step(tables.SILVER_TRANSACTIONS) as timed:
         classified = stage_classified_rows(
-            connection, "bronze.transactions", settings.max_abs_amount, settings.timestamp_rules
+            connection, tables.BRONZE_TRANSACTIONS, settings.max_abs_amount, settings.timestamp_rules
         )
-        timed.rows = _write_query(connection, "silver.transactions", silver_query(classified))
-        timed.rows += _write_query(connection, "silver.quarantine", quarantine_query(classified))
+        timed.rows = _write_query(connection, tables.SILVER_TRANSACTIONS, silver_query(classified))
+        timed.rows += _write_query(connection, tables.SILVER_QUARANTINE, quarantine_query(classified))
         connection.execute(f"drop table {classified}")
     with step("silver.transactions_row_accounting"):
         accounting = connection.execute(
-            row_accounting_sql("bronze.transactions", "silver.transactions", "silver.quarantine")
+            row_accounting_sql(tables.BRONZE_TRANSACTIONS, tables.SILVER_TRANSACTIONS, tables.SILVER_QUARANTINE)
         ).df()
         if (accounting["unaccounted"] != 0).any():
             raise PlainPipelineError(f"row accounting failed:\n{accounting[accounting['unaccounted'] != 0]}")
 
 
 def _campaign_contacts(connection, settings: Settings, step: Step) -> None:
-    with step("silver.campaign_contacts") as timed:
-        bronze = "bronze.campaign_contacts" if table_exists(connection, "bronze", "campaign_contacts") else empty_bronze_contacts_sql()
+    with step(tables.SILVER_CAMPAIGN_CONTACTS) as timed:
+        bronze = tables.BRONZE_CAMPAIGN_CONTACTS if table_exists(connection, "bronze", "campaign_contacts") else empty_bronze_contacts_sql()
         actions = tuple(a.name for a in settings.action_catalogue)
-        contacts, quarantine, _ = contacts_and_quarantine(connection, bronze, "silver.transactions", actions, settings.timestamp_rules)
-        _write(connection, "silver.campaign_contacts", silver_contacts_schema().validate(contacts))
-        _write(connection, "silver.campaign_contacts_quarantine", contact_quarantine_schema().validate(quarantine))
+        contacts, quarantine, _ = contacts_and_quarantine(connection, bronze, tables.SILVER_TRANSACTIONS, actions, settings.timestamp_rules)
+        _write(connection, tables.SILVER_CAMPAIGN_CONTACTS, silver_contacts_schema().validate(contacts))
+        _write(connection, tables.SILVER_CAMPAIGN_CONTACTS_QUARANTINE, contact_quarantine_schema().validate(quarantine))
         timed.rows = len(contacts) + len(quarantine)
 
 
 def _campaigns(connection, settings: Settings, step: Step) -> None:
     """Each campaign's read-out once its horizon is observed, and its execution where it has a plan."""
-    campaigns = [str(r[0])[:10] for r in connection.execute("select distinct snapshot_date from silver.campaign_contacts order by 1").fetchall()]
-    labelled = {str(r[0])[:10] for r in connection.execute("select distinct snapshot_date from silver.churn_labels").fetchall()}
-    planned = {str(r[0])[:10] for r in connection.execute("select distinct snapshot_date from gold.retention_actions").fetchall()} \
+    campaigns = [str(r[0])[:10] for r in connection.execute(f"select distinct snapshot_date from {tables.SILVER_CAMPAIGN_CONTACTS} order by 1").fetchall()]
+    labelled = {str(r[0])[:10] for r in connection.execute(f"select distinct snapshot_date from {tables.SILVER_CHURN_LABELS}").fetchall()}
+    planned = {str(r[0])[:10] for r in connection.execute(f"select distinct snapshot_date from {tables.GOLD_RETENTION_ACTIONS}").fetchall()} \
         if table_exists(connection, "gold", "retention_actions") else set()
-    with step("gold.campaign_outcomes") as timed:
+    with step(tables.GOLD_CAMPAIGN_OUTCOMES) as timed:
         for key in (c for c in campaigns if c in labelled):
             customers = query_frame(connection, campaign_customers_sql(key, table_exists(connection, "gold", "customer_value")))
             outcome = outcomes_table(with_money(customers, settings.action_catalogue), key)
-            _write(connection, "gold.campaign_outcomes", outcome, append=True)
+            _write(connection, tables.GOLD_CAMPAIGN_OUTCOMES, outcome, append=True)
             timed.rows = (timed.rows or 0) + len(outcome)
-    with step("gold.campaign_execution") as timed:
+    with step(tables.GOLD_CAMPAIGN_EXECUTION) as timed:
         for key in (c for c in campaigns if c in planned):
             execution = execution_table(query_frame(connection, plan_and_contacts_sql(key)), key)
-            _write(connection, "gold.campaign_execution", execution, append=True)
+            _write(connection, tables.GOLD_CAMPAIGN_EXECUTION, execution, append=True)
             timed.rows = (timed.rows or 0) + len(execution)
 
 
 def _snapshots(connection, settings: Settings, snapshots: list[str], step: Step) -> None:
-    with step("silver.customer_features") as timed:
+    with step(tables.SILVER_CUSTOMER_FEATURES) as timed:
         dates = [date.fromisoformat(s) for s in snapshots]
         features, _ = features_query(connection, dates, settings.timestamp_rules)
-        timed.rows = _write_query(connection, "silver.customer_features", features)
+        timed.rows = _write_query(connection, tables.SILVER_CUSTOMER_FEATURES, features)
     for check, sql in (
-        ("unique_customer_per_snapshot", repeated_pairs_sql("silver.customer_features", ("snapshot_date", "customer_id"))),
-        ("no_data_at_or_after_snapshot", rows_at_or_after_snapshot_sql("silver.customer_features")),
+        ("unique_customer_per_snapshot", repeated_pairs_sql(tables.SILVER_CUSTOMER_FEATURES, ("snapshot_date", "customer_id"))),
+        ("no_data_at_or_after_snapshot", rows_at_or_after_snapshot_sql(tables.SILVER_CUSTOMER_FEATURES)),
     ):
         with step(f"silver.customer_features_{check}"):
             if connection.execute(sql).fetchall()[0][0]:
-                raise PlainPipelineError(f"check {check} on silver.customer_features failed")
-    with step("silver.churn_labels") as timed:
+                raise PlainPipelineError(f"check {check} on {tables.SILVER_CUSTOMER_FEATURES} failed")
+    with step(tables.SILVER_CHURN_LABELS) as timed:
         labels, _, _ = labels_query(connection, dates, settings.churn_horizon_days)
-        timed.rows = _write_query(connection, "silver.churn_labels", labels)
+        timed.rows = _write_query(connection, tables.SILVER_CHURN_LABELS, labels)
 
 
 def _model_and_predictions(connection, settings: Settings, snapshot: str, step: Step, plots: bool) -> bool:
@@ -205,52 +206,52 @@ def _model_and_predictions(connection, settings: Settings, snapshot: str, step: 
             return False
         trained = train_and_register(settings, data, tags={"plain_pipeline": "true"}, plots=plots)
         timed.rows = trained.result.train_rows
-    with step("ml.churn_predictions") as timed:
+    with step(tables.ML_CHURN_PREDICTIONS) as timed:
         features = query_frame(connection, snapshot_features_sql(snapshot))
         scored = score_with_registered_model(settings, snapshot, features)
         if scored is None:
             raise PlainPipelineError(f"no model version for {snapshot}: the champion gate refused it")
         if len(scored.predictions) != len(features):
             raise PlainPipelineError("predictions do not cover every customer in the features")
-        _write(connection, "ml.churn_predictions", scored.predictions, append=True)
+        _write(connection, tables.ML_CHURN_PREDICTIONS, scored.predictions, append=True)
         timed.rows = len(scored.predictions)
     return True
 
 
 def _gold(connection, settings: Settings, snapshot: str, step: Step, plot: bool) -> None:
-    with step("gold.customer_value") as timed:
+    with step(tables.GOLD_CUSTOMER_VALUE) as timed:
         frame, _, _ = value_for_snapshot(connection, date.fromisoformat(snapshot), settings)
         value = customer_value_schema().validate(frame)
-        _write(connection, "gold.customer_value", value, append=True)
+        _write(connection, tables.GOLD_CUSTOMER_VALUE, value, append=True)
         timed.rows = len(value)
-    with step("gold.action_effects") as timed:
+    with step(tables.GOLD_ACTION_EFFECTS) as timed:
         cells = query_frame(connection, matured_contacts_sql(date.fromisoformat(snapshot), settings.churn_horizon_days))
         effects = learned_effects(
             cells, settings.action_catalogue, date.fromisoformat(snapshot), settings.effect_prior_sd, settings.segment_effect_sd
         )
         if len(effects):
-            _write(connection, "gold.action_effects", effects, append=True)
+            _write(connection, tables.GOLD_ACTION_EFFECTS, effects, append=True)
         timed.rows = len(effects)
-    with step("gold.uplift_validation") as timed:
+    with step(tables.GOLD_UPLIFT_VALIDATION) as timed:
         contacts = query_frame(connection, matured_customers_sql(date.fromisoformat(snapshot), settings.churn_horizon_days))
         validation = validate_out_of_time(
             contacts, settings.action_catalogue, date.fromisoformat(snapshot), settings.effect_prior_sd, settings.segment_effect_sd,
             settings.seed,
         )
-        _write(connection, "gold.uplift_validation", uplift_validation_schema().validate(validation.table), append=True)
+        _write(connection, tables.GOLD_UPLIFT_VALIDATION, uplift_validation_schema().validate(validation.table), append=True)
         timed.rows = len(validation.table)
-    with step("gold.retention_actions") as timed:
+    with step(tables.GOLD_RETENTION_ACTIONS) as timed:
         customers = query_frame(connection, plan_customers_sql(snapshot))
         effects = plan_effects(connection, customers, snapshot, settings)
         running = in_running_campaign(connection, customers, snapshot, settings.churn_horizon_days)
         outcome = plan_with_baselines(
             customers, settings, plot=plot, catalogue=effects.catalogue, excluded=running, uplift=effects.uplift
         )
-        _write(connection, "gold.retention_actions", retention_actions_schema().validate(outcome.plan), append=True)
+        _write(connection, tables.GOLD_RETENTION_ACTIONS, retention_actions_schema().validate(outcome.plan), append=True)
         timed.rows = len(outcome.plan)
-    with step("gold.retention_summary") as timed:
+    with step(tables.GOLD_RETENTION_SUMMARY) as timed:
         for statement in create_views_sql():
             connection.execute(statement)
         summary = retention_summary_schema().validate(query_frame(connection, retention_summary_sql(snapshot)))
-        _write(connection, "gold.retention_summary", summary, append=True)
+        _write(connection, tables.GOLD_RETENTION_SUMMARY, summary, append=True)
         timed.rows = len(summary)

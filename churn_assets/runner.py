@@ -27,6 +27,7 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
 )
 
+from churn_assets.core import tables
 from churn_assets.core.ingestion.bronze import check_landed_columns
 from churn_assets.core.errors import root_cause
 from churn_assets.core.ingestion.landing import LandingError, Verdict
@@ -94,15 +95,15 @@ def newest_plan_summary(settings: Settings) -> list[str]:
     with _warehouse(settings) as connection:
         if not table_exists(connection, "gold", "retention_summary"):
             return []
-        newest = connection.execute("select max(snapshot_date) from gold.retention_summary").fetchall()[0][0]
+        newest = connection.execute(f"select max(snapshot_date) from {tables.GOLD_RETENTION_SUMMARY}").fetchall()[0][0]
         if newest is None:
             return []
         frame = connection.execute(
-            f"select * exclude (snapshot_date) from gold.retention_summary where snapshot_date = '{newest}'"
+            f"select * exclude (snapshot_date) from {tables.GOLD_RETENTION_SUMMARY} where snapshot_date = '{newest}'"
         ).df()
     return [f"\nRetention summary for the newest snapshot, {str(newest)[:10]}:", *(
         "  " + line for line in frame.to_string(index=False).splitlines()
-    ), "  Ranked plan: select * from gold.retention_priorities (see README, Gold)."]
+    ), f"  Ranked plan: select * from {tables.GOLD_RETENTION_PRIORITIES} (see README, Gold)."]
 
 
 def _warehouse(settings: Settings):
@@ -171,7 +172,7 @@ def run_pipeline(
 
 def _read_ledger(settings: Settings) -> list[LedgerEntry]:
     with _warehouse(settings) as connection:
-        rows = connection.execute("select file, verdict, reason, rows from bronze.landing_ledger").fetchall()
+        rows = connection.execute(f"select file, verdict, reason, rows from {tables.BRONZE_LANDING_LEDGER}").fetchall()
     return [LedgerEntry(file, FileVerdict(verdict), reason, rows) for file, verdict, reason, rows in rows]
 
 

@@ -16,6 +16,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from churn_assets.core import tables
 from churn_assets.core.errors import ChurnError
 from churn_assets.core.sample.generate import SampleData
 from churn_assets.core.sample.files import TRUTH_FILE, write_landing, write_truth
@@ -79,7 +80,7 @@ def simulate(settings: Settings, months: int, instance: dg.DagsterInstance | Non
         with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
             snapshot = _newest_plan(connection)
             valued = plan_report(connection, truth, settings, snapshot)
-            plan = query_frame(connection, f"select customer_id, action, is_control from gold.retention_actions where snapshot_date = date '{snapshot}'")
+            plan = query_frame(connection, f"select customer_id, action, is_control from {tables.GOLD_RETENTION_ACTIONS} where snapshot_date = date '{snapshot}'")
         truth, month = simulate_month(
             truth, plan, date.fromisoformat(snapshot), settings.seed, settings.churn_horizon_days, _acquisition(truth, snapshot)
         )
@@ -103,7 +104,7 @@ def _run(settings: Settings, instance, echo) -> None:
 def _newest_plan(connection) -> str:
     if not table_exists(connection, "gold", "retention_actions"):
         raise ChurnError("no plan yet: the data has no month with a model")
-    return str(connection.execute("select max(snapshot_date) from gold.retention_actions").fetchall()[0][0])[:10]
+    return str(connection.execute(f"select max(snapshot_date) from {tables.GOLD_RETENTION_ACTIONS}").fetchall()[0][0])[:10]
 
 
 def _acquisition(truth: pd.DataFrame, snapshot: str) -> int:
@@ -133,7 +134,7 @@ def _result(settings: Settings, snapshot: str, valued, contacts: pd.DataFrame, t
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
         if not table_exists(connection, "gold", "campaign_outcomes"):
             return result
-        newest = query_frame(connection, "select * from gold.campaign_outcomes where action = 'all' order by snapshot_date desc limit 1")
+        newest = query_frame(connection, f"select * from {tables.GOLD_CAMPAIGN_OUTCOMES} where action = 'all' order by snapshot_date desc limit 1")
     if newest.empty:
         return result
     row = newest.iloc[0]

@@ -38,6 +38,17 @@ def test_bench_runs_both_modes_and_they_build_the_same_tables(tmp_path, monkeypa
     assert counts["orchestrated"] == counts["plain"] and counts["plain"]["silver.customer_features"] > 0
 
 
+def test_tables_only_stops_after_the_tables_computed_inside_duckdb(tmp_path):
+    results = run_bench(6000, MODES, tmp_path, keep=True, seed=7, echo=lambda _: None, tables_only=True)
+    for result in results:
+        steps = {s.step for s in result.steps}
+        assert {"bronze.transactions", "silver.transactions", "silver.customer_features", "silver.churn_labels"} <= steps
+        assert not {"ml.churn_model", "ml.churn_predictions", "gold.retention_actions"} & steps, result.mode
+        with duckdb.connect(str(tmp_path / result.mode / "warehouse.duckdb"), read_only=True) as connection:
+            schemas = {r[0] for r in connection.execute("select distinct schema_name from duckdb_tables()").fetchall()}
+            assert "silver" in schemas and "gold" not in schemas and "ml" not in schemas
+
+
 def test_bench_sizes_the_sample_by_transactions_and_refuses_nonsense(capsys):
     assert customers_for(1_000_000) == 85_987
     assert customers_for(10) == 200

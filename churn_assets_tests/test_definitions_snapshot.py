@@ -90,3 +90,16 @@ def test_the_snapshot_holds_the_medallion_lineage_and_every_check():
     assert "silver/transactions:row_accounting" in snapshot["checks"]
     # a model for S reads labels only of months whose horizon can have ended by S
     assert "end_offset=-3" in assets["ml/churn_model"]["deps"]["silver/churn_labels"]
+
+
+def test_the_defs_folder_yields_each_job_sensor_and_check_once(tmp_path):
+    """The loader collects every Dagster object a module of ``defs/`` names: one imported twice
+    would be listed twice."""
+    definitions = build_definitions(Settings(churn_home=tmp_path / "home", start_date=date(2024, 7, 1)))
+    for kind, names in {
+        "jobs": [job.name for job in definitions.jobs],
+        "sensors": [sensor.name for sensor in definitions.sensors],
+        "schedules": [schedule.name for schedule in definitions.schedules],
+        "checks": [str(key) for check in definitions.asset_checks for key in check.check_keys],
+    }.items():
+        assert sorted(names) == sorted(set(names)), f"{kind} listed more than once: {names}"

@@ -8,12 +8,14 @@ import pandera.pandas as pandera
 import pytest
 
 from churn_assets.core.silver.features import (
-    churn_labels_schema,
-    churn_labels_sql,
     customer_features_schema,
     customer_features_sql,
     customers_per_snapshot_sql,
     features_query,
+)
+from churn_assets.core.silver.labels import (
+    churn_labels_schema,
+    churn_labels_sql,
     horizon_observed,
     labels_query,
 )

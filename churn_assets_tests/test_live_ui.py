@@ -20,7 +20,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from churn_assets.core.silver.features import horizon_observed
+from churn_assets.core.silver.labels import horizon_observed
 from churn_assets_tests.live import RUNS_QUERY, LiveDagster, asset_nodes, materializations, wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -5,13 +5,12 @@ import pandas as pd
 import pytest
 
 from churn_assets.core.ingestion.sources import TimestampRules
+from churn_assets.core.silver.schemas import quarantine_schema, silver_transactions_schema
 from churn_assets.core.silver.transactions import (
     classified_rows_sql,
     empty_bronze_transactions_sql,
-    quarantine_schema,
     quarantine_sql,
     row_accounting_sql,
-    silver_transactions_schema,
     silver_transactions_sql,
 )
 

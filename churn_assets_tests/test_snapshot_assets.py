@@ -64,7 +64,8 @@ def test_the_warehouse_type_accepts_only_a_query_with_the_schema_columns():
     import dagster as dg
     import pyarrow as pa
 
-    from churn_assets.core.silver.features import churn_labels_schema, customer_features_schema
+    from churn_assets.core.silver.features import customer_features_schema
+    from churn_assets.core.silver.labels import churn_labels_schema
     from churn_assets.core.table_query import TableQuery
     from churn_assets.lib.metadata import table_query_type
 

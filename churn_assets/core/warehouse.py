@@ -9,6 +9,8 @@ import pandera.pandas as pandera
 import pyarrow as pa
 from pandera.engines.pandas_engine import DateTime
 
+from churn_assets.core.tables import SILVER_TRANSACTIONS
+
 _ARROW_TO_PANDAS = {
     pa.string(): pd.StringDtype("pyarrow"),
     pa.int32(): pd.Int32Dtype(),
@@ -69,7 +71,7 @@ def snapshots_with_data(connection, start: date) -> list[str]:
     month after the newest; empty before silver has any order."""
     if not table_exists(connection, "silver", "transactions"):
         return []
-    first, last = connection.execute("select min(order_ts), max(order_ts) from silver.transactions").fetchall()[0]
+    first, last = connection.execute(f"select min(order_ts), max(order_ts) from {SILVER_TRANSACTIONS}").fetchall()[0]
     if first is None:
         return []
     months = pd.date_range(start, last + pd.offsets.MonthBegin(1), freq="MS")

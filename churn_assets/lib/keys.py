@@ -1,28 +1,35 @@
-"""Every table's asset key, in one place; the DuckDB table is ``schema.name`` of the same key."""
+"""Every table's asset key, derived from its warehouse name in ``core/tables.py``, so each table has
+one name: the DuckDB table ``schema.name`` is the key ``schema/name``."""
 
 import dagster as dg
 
+from churn_assets.core import tables
+
+
+def _key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(table.split("."))
+
 
 def bronze_key(source: str) -> dg.AssetKey:
-    return dg.AssetKey(["bronze", source])
+    return _key(getattr(tables, f"BRONZE_{source.upper()}"))
 
 
-LANDING_LEDGER = dg.AssetKey(["bronze", "landing_ledger"])
-SILVER_TRANSACTIONS = dg.AssetKey(["silver", "transactions"])
-SILVER_QUARANTINE = dg.AssetKey(["silver", "quarantine"])
-CUSTOMER_FEATURES = dg.AssetKey(["silver", "customer_features"])
-CHURN_LABELS = dg.AssetKey(["silver", "churn_labels"])
-CHURN_MODEL = dg.AssetKey(["ml", "churn_model"])
-CHURN_PREDICTIONS = dg.AssetKey(["ml", "churn_predictions"])
-CUSTOMER_VALUE = dg.AssetKey(["gold", "customer_value"])
-RETENTION_ACTIONS = dg.AssetKey(["gold", "retention_actions"])
-RETENTION_SUMMARY = dg.AssetKey(["gold", "retention_summary"])
-CAMPAIGN_CONTACTS = dg.AssetKey(["silver", "campaign_contacts"])
-CONTACT_QUARANTINE = dg.AssetKey(["silver", "campaign_contacts_quarantine"])
-CAMPAIGN_OUTCOMES = dg.AssetKey(["gold", "campaign_outcomes"])
-CAMPAIGN_EXECUTION = dg.AssetKey(["gold", "campaign_execution"])
-ACTION_EFFECTS = dg.AssetKey(["gold", "action_effects"])
-UPLIFT_VALIDATION = dg.AssetKey(["gold", "uplift_validation"])
+LANDING_LEDGER = _key(tables.BRONZE_LANDING_LEDGER)
+SILVER_TRANSACTIONS = _key(tables.SILVER_TRANSACTIONS)
+SILVER_QUARANTINE = _key(tables.SILVER_QUARANTINE)
+CUSTOMER_FEATURES = _key(tables.SILVER_CUSTOMER_FEATURES)
+CHURN_LABELS = _key(tables.SILVER_CHURN_LABELS)
+CHURN_MODEL = dg.AssetKey(["ml", "churn_model"])  # a model in MLflow, not a warehouse table
+CHURN_PREDICTIONS = _key(tables.ML_CHURN_PREDICTIONS)
+CUSTOMER_VALUE = _key(tables.GOLD_CUSTOMER_VALUE)
+RETENTION_ACTIONS = _key(tables.GOLD_RETENTION_ACTIONS)
+RETENTION_SUMMARY = _key(tables.GOLD_RETENTION_SUMMARY)
+CAMPAIGN_CONTACTS = _key(tables.SILVER_CAMPAIGN_CONTACTS)
+CONTACT_QUARANTINE = _key(tables.SILVER_CAMPAIGN_CONTACTS_QUARANTINE)
+CAMPAIGN_OUTCOMES = _key(tables.GOLD_CAMPAIGN_OUTCOMES)
+CAMPAIGN_EXECUTION = _key(tables.GOLD_CAMPAIGN_EXECUTION)
+ACTION_EFFECTS = _key(tables.GOLD_ACTION_EFFECTS)
+UPLIFT_VALIDATION = _key(tables.GOLD_UPLIFT_VALIDATION)
 
 # The tables computed inside DuckDB, after bronze: what ``churn-assets bench --tables-only`` builds.
 WAREHOUSE_TABLES = frozenset(

@@ -21,6 +21,7 @@ import pandera.pandas as pandera
 from scipy.stats import norm
 
 from churn_assets.core.gold.plan import Action
+from churn_assets.core.tables import SILVER_CAMPAIGN_CONTACTS, SILVER_CHURN_LABELS, SILVER_CUSTOMER_FEATURES
 
 TEXT = pd.StringDtype("pyarrow")
 UNKNOWN_SEGMENT = "unknown"
@@ -38,9 +39,9 @@ def matured_contacts_sql(snapshot: date, horizon_days: int) -> str:
                count(*) filter (where c.is_control) as controls,
                coalesce(sum(l.churned) filter (where not c.is_control), 0) as treated_churned,
                coalesce(sum(l.churned) filter (where c.is_control), 0) as controls_churned
-        from silver.campaign_contacts c
-        join silver.churn_labels l on l.snapshot_date = c.snapshot_date and l.customer_id = c.customer_id
-        left join silver.customer_features f on f.snapshot_date = c.snapshot_date and f.customer_id = c.customer_id
+        from {SILVER_CAMPAIGN_CONTACTS} c
+        join {SILVER_CHURN_LABELS} l on l.snapshot_date = c.snapshot_date and l.customer_id = c.customer_id
+        left join {SILVER_CUSTOMER_FEATURES} f on f.snapshot_date = c.snapshot_date and f.customer_id = c.customer_id
         where c.snapshot_date <= date '{last.isoformat()}'
         group by 1, 2 order by 1, 2
     """

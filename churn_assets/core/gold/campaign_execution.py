@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pandera
 
+from churn_assets.core.tables import GOLD_RETENTION_ACTIONS, SILVER_CAMPAIGN_CONTACTS
+
 MIN_COVERAGE = 0.8  # below this share of the plan executed as planned, the read-out is of another campaign
 ALL = "all"
 TEXT = pd.StringDtype("pyarrow")
@@ -17,8 +19,8 @@ def plan_and_contacts_sql(snapshot: str) -> str:
         select coalesce(p.customer_id, c.customer_id) as customer_id,
                p.action as planned_action, p.is_control as planned_control, p.risk_segment,
                c.action as contact_action, c.is_control as contact_control
-        from (select * from gold.retention_actions where snapshot_date = date '{snapshot}') p
-        full join (select * from silver.campaign_contacts where snapshot_date = date '{snapshot}') c
+        from (select * from {GOLD_RETENTION_ACTIONS} where snapshot_date = date '{snapshot}') p
+        full join (select * from {SILVER_CAMPAIGN_CONTACTS} where snapshot_date = date '{snapshot}') c
           using (customer_id)
         order by 1
     """

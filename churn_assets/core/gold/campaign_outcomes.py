@@ -18,6 +18,12 @@ from scipy.stats import binomtest, chisquare, fisher_exact
 from scipy.stats.contingency import relative_risk
 
 from churn_assets.core.gold.plan import Action, action_options
+from churn_assets.core.tables import (
+    GOLD_CUSTOMER_VALUE,
+    SILVER_CAMPAIGN_CONTACTS,
+    SILVER_CHURN_LABELS,
+    SILVER_CUSTOMER_FEATURES,
+)
 
 ALPHA = 0.05
 SRM_ALPHA = 0.001  # a sample-ratio test is run on every campaign: only a clear mismatch fails it
@@ -30,12 +36,12 @@ def campaign_customers_sql(snapshot: str, scored: bool = True, featured: bool = 
     the churn probability, risk segment, value and plan inputs the customer had at the snapshot
     (unknown without a ``scored`` month in gold.customer_value or ``featured`` in silver)."""
     value = (
-        "gold.customer_value" if scored
+        GOLD_CUSTOMER_VALUE if scored
         else "(select null::date as snapshot_date, null::varchar as customer_id, null::double as churn_probability, "
         "null::varchar as risk_segment, null::double as expected_value)"
     )
     features = (
-        "silver.customer_features" if featured
+        SILVER_CUSTOMER_FEATURES if featured
         else "(select null::date as snapshot_date, null::varchar as customer_id, null::varchar as segment, "
         "null::boolean as marketing_opt_in, null::double as avg_order_value)"
     )
@@ -44,8 +50,8 @@ def campaign_customers_sql(snapshot: str, scored: bool = True, featured: bool = 
                v.churn_probability, coalesce(v.risk_segment, 'unscored') as risk_segment,
                coalesce(v.expected_value, 0) as expected_value,
                f.segment, f.marketing_opt_in, f.avg_order_value
-        from silver.campaign_contacts c
-        left join silver.churn_labels l on l.snapshot_date = c.snapshot_date and l.customer_id = c.customer_id
+        from {SILVER_CAMPAIGN_CONTACTS} c
+        left join {SILVER_CHURN_LABELS} l on l.snapshot_date = c.snapshot_date and l.customer_id = c.customer_id
         left join {value} v on v.snapshot_date = c.snapshot_date and v.customer_id = c.customer_id
         left join {features} f on f.snapshot_date = c.snapshot_date and f.customer_id = c.customer_id
         where c.snapshot_date = date '{snapshot}'

@@ -15,6 +15,7 @@ from churn_assets.core.silver.features import FEATURE_COLUMNS
 from churn_assets.core.gold.plan import Action
 from churn_assets.core.gold.uplift import matured_contacts_sql, uplift_matrix
 from churn_assets.core.warehouse import query_frame, table_exists
+from churn_assets.core.tables import GOLD_ACTION_EFFECTS, GOLD_UPLIFT_VALIDATION, SILVER_CUSTOMER_FEATURES
 
 EFFECT_COLUMNS = ["action", "segment", "campaigns", "treated", "controls", "prior_effect", "measured_effect", "effect"]
 
@@ -34,14 +35,14 @@ def month_effects(connection, snapshot: str) -> pd.DataFrame:
     """The learned action effects for month ``snapshot`` (none before they were ever built)."""
     if not table_exists(connection, "gold", "action_effects"):
         return pd.DataFrame(columns=EFFECT_COLUMNS)
-    return query_frame(connection, f"select * from gold.action_effects where snapshot_date = date '{snapshot}'")
+    return query_frame(connection, f"select * from {GOLD_ACTION_EFFECTS} where snapshot_date = date '{snapshot}'")
 
 
 def validated_actions(connection, snapshot: str) -> set[str]:
     """The actions whose uplift model beat the segment estimates out-of-time for month ``snapshot``."""
     if not table_exists(connection, "gold", "uplift_validation"):
         return set()
-    rows = query_frame(connection, f"select action from gold.uplift_validation where snapshot_date = date '{snapshot}' and uses_uplift")
+    rows = query_frame(connection, f"select action from {GOLD_UPLIFT_VALIDATION} where snapshot_date = date '{snapshot}' and uses_uplift")
     return set(rows["action"])
 
 
@@ -56,7 +57,7 @@ def plan_effects(connection, customers: pd.DataFrame, snapshot: str, settings, s
     validated = validated_actions(connection, snapshot)
     if not validated:
         return PlanEffects(catalogue, None, f"{words}; the uplift model is used for no action: it beat the segment "
-                           "estimates out-of-time for none (gold.uplift_validation)", effects)
+                           f"estimates out-of-time for none ({GOLD_UPLIFT_VALIDATION})", effects)
     uplift, used = model_uplift(connection, customers, snapshot, settings, catalogue, validated)
     if not np.isfinite(uplift).any():
         return PlanEffects(catalogue, None, f"{words}; the uplift model is used for no action: {used}", effects)
@@ -92,7 +93,7 @@ def model_uplift(connection, customers: pd.DataFrame, snapshot: str, settings, c
     contacts = query_frame(connection, matured_contacts_sql(date.fromisoformat(snapshot), settings.churn_horizon_days))
     columns = ", ".join(FEATURE_COLUMNS)
     features = query_frame(
-        connection, f"select customer_id, {columns} from silver.customer_features where snapshot_date = date '{snapshot}'"
+        connection, f"select customer_id, {columns} from {SILVER_CUSTOMER_FEATURES} where snapshot_date = date '{snapshot}'"
     )
     inputs = customers[["customer_id"]].merge(features, on="customer_id", how="left", validate="one_to_one")
     return uplift_matrix(contacts, inputs, catalogue, actions, settings.seed)

@@ -22,6 +22,7 @@ from churn_assets.core.gold.plan import (
 )
 from churn_assets.core.gold.holdout import holdout_power
 from churn_assets.core.plots import png_bytes, spend_curve_figure
+from churn_assets.core.tables import GOLD_CUSTOMER_VALUE, SILVER_CUSTOMER_FEATURES
 
 TEXT = pd.StringDtype("pyarrow")
 
@@ -43,7 +44,7 @@ def plan_customers_sql(snapshot: str) -> str:
     """Everything the plan needs per scored customer of ``snapshot`` (YYYY-MM-DD)."""
     return f"""
         select v.*, f.segment, f.marketing_opt_in, f.avg_order_value
-        from gold.customer_value v join silver.customer_features f using (snapshot_date, customer_id)
+        from {GOLD_CUSTOMER_VALUE} v join {SILVER_CUSTOMER_FEATURES} f using (snapshot_date, customer_id)
         where v.snapshot_date = date '{snapshot}' order by v.customer_id
     """
 

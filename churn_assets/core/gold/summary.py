@@ -5,30 +5,32 @@ from __future__ import annotations
 import pandas as pd
 import pandera.pandas as pandera
 
+from churn_assets.core.tables import GOLD_CUSTOMER_VALUE, GOLD_RETENTION_ACTIONS
+
 VIEWS = {
-    "high_risk_customers": """
+    "high_risk_customers": f"""
         select snapshot_date, count(*) as customers,
                sum(revenue_at_risk) as revenue_at_risk
-        from gold.customer_value where risk_segment = 'High'
+        from {GOLD_CUSTOMER_VALUE} where risk_segment = 'High'
         group by 1 order by 1
     """,
-    "revenue_at_risk_by_segment": """
+    "revenue_at_risk_by_segment": f"""
         select snapshot_date, risk_segment, count(*) as customers,
                round(sum(expected_value), 2) as expected_value,
                round(sum(revenue_at_risk), 2) as revenue_at_risk
-        from gold.customer_value
+        from {GOLD_CUSTOMER_VALUE}
         group by all
         union all
         select snapshot_date, 'Total', count(*), round(sum(expected_value), 2), round(sum(revenue_at_risk), 2)
-        from gold.customer_value group by 1
+        from {GOLD_CUSTOMER_VALUE} group by 1
         order by 1, 2
     """,
-    "retention_priorities": """
+    "retention_priorities": f"""
         select a.snapshot_date, a.priority, a.customer_id, a.action, a.cost,
                a.expected_saved_revenue, a.expected_net_value, v.churn_probability,
                v.risk_segment, v.expected_value, a.reason
-        from gold.retention_actions a
-        join gold.customer_value v using (snapshot_date, customer_id)
+        from {GOLD_RETENTION_ACTIONS} a
+        join {GOLD_CUSTOMER_VALUE} v using (snapshot_date, customer_id)
         where not a.is_control
         order by a.snapshot_date, a.priority
     """,
@@ -44,8 +46,8 @@ def retention_summary_sql(snapshot: str) -> str:
     """One row per risk segment and a total for ``snapshot`` (YYYY-MM-DD): customers, revenue at
     risk, customers acted on, controls, spend and expected saved revenue and net value."""
     return f"""
-        with v as (select * from gold.customer_value where snapshot_date = date '{snapshot}'),
-        a as (select * from gold.retention_actions where snapshot_date = date '{snapshot}'),
+        with v as (select * from {GOLD_CUSTOMER_VALUE} where snapshot_date = date '{snapshot}'),
+        a as (select * from {GOLD_RETENTION_ACTIONS} where snapshot_date = date '{snapshot}'),
         joined as (
             select v.risk_segment, v.revenue_at_risk, a.customer_id is not null and not a.is_control as acted,
                    coalesce(a.is_control, false) as control, coalesce(a.cost, 0) as cost,

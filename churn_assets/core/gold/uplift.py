@@ -38,6 +38,7 @@ from churn_assets.core.ml.candidates import (
     model_inputs,
 )
 from churn_assets.core.gold.plan import Action
+from churn_assets.core.tables import SILVER_CAMPAIGN_CONTACTS, SILVER_CHURN_LABELS, SILVER_CUSTOMER_FEATURES
 
 TEXT = pd.StringDtype("pyarrow")
 MIN_TEST_CONTROLS = 100  # fewer controls than this and a Qini curve is mostly noise
@@ -56,9 +57,9 @@ def matured_contacts_sql(snapshot: date, horizon_days: int) -> str:
     features = ", ".join(f"f.{c}" for c in FEATURE_COLUMNS)
     return f"""
         select c.snapshot_date as campaign, c.customer_id, c.action, c.is_control, l.churned, {features}
-        from silver.campaign_contacts c
-        join silver.churn_labels l on l.snapshot_date = c.snapshot_date and l.customer_id = c.customer_id
-        join silver.customer_features f on f.snapshot_date = c.snapshot_date and f.customer_id = c.customer_id
+        from {SILVER_CAMPAIGN_CONTACTS} c
+        join {SILVER_CHURN_LABELS} l on l.snapshot_date = c.snapshot_date and l.customer_id = c.customer_id
+        join {SILVER_CUSTOMER_FEATURES} f on f.snapshot_date = c.snapshot_date and f.customer_id = c.customer_id
         where c.snapshot_date <= date '{last.isoformat()}'
         order by c.snapshot_date, c.customer_id
     """

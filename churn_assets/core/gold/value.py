@@ -17,17 +17,18 @@ from scipy.stats import spearmanr
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.metrics import mean_absolute_error
 
-from churn_assets.core.silver.features import data_through_sql
+from churn_assets.core.silver.labels import data_through_sql
 from churn_assets.core.ml.candidates import NUMERIC_FEATURES, informative_features, model_inputs
 from churn_assets.core.ml.training_window import NotEnoughHistory, TrainingWindow, training_window
 from churn_assets.core.warehouse import query_frame, snapshot_dates
+from churn_assets.core.tables import ML_CHURN_PREDICTIONS, SILVER_CUSTOMER_FEATURES, SILVER_TRANSACTIONS
 
 METHODS = ("run_rate", "regression")
 
 
 def realised_value_sql(
     snapshots: tuple[date, ...], horizon_days: int, value_days: int, *, max_rows: int | None = None,
-    seed: int = 0, features: str = "silver.customer_features", transactions: str = "silver.transactions",
+    seed: int = 0, features: str = SILVER_CUSTOMER_FEATURES, transactions: str = SILVER_TRANSACTIONS,
 ) -> str:
     """Feature rows of ``snapshots`` with the net revenue each customer realised in [S, S + value
     horizon) and whether they were retained (ordered in [S, S + churn horizon)); at most
@@ -141,8 +142,8 @@ def scored_customers_sql(snapshot: str) -> str:
     return f"""
         select p.snapshot_date, p.customer_id, p.churn_probability, p.risk_segment, f.*
         exclude (snapshot_date, customer_id)
-        from ml.churn_predictions p
-        join silver.customer_features f using (snapshot_date, customer_id)
+        from {ML_CHURN_PREDICTIONS} p
+        join {SILVER_CUSTOMER_FEATURES} f using (snapshot_date, customer_id)
         where p.snapshot_date = date '{snapshot}' order by p.customer_id
     """
 
@@ -155,7 +156,7 @@ def value_history(
     value window ended by it and is in the data. (None, None, None) while there is no such history."""
     data_through = connection.execute(data_through_sql()).fetchall()[0][0]
     observed = [
-        s for s in snapshot_dates(connection, "silver.customer_features")
+        s for s in snapshot_dates(connection, SILVER_CUSTOMER_FEATURES)
         if value_observed(s, value_days, data_through)
     ]
     try:

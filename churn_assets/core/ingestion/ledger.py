@@ -9,6 +9,8 @@ from enum import Enum
 import pandas as pd
 import pandera.pandas as pandera
 
+from churn_assets.core.tables import BRONZE_LANDING_LEDGER
+
 
 class FileVerdict(str, Enum):
     INGESTED = "ingested"
@@ -79,5 +81,5 @@ def ledger_lines(entries: list[LedgerEntry], list_all_up_to: int = 30) -> list[s
         detail = f"{entry.rows:,} rows" if entry.verdict is FileVerdict.INGESTED else entry.reason
         lines.append(f"  {entry.verdict.value:<17} {entry.file}: {detail}")
     if len(shown) < len(entries):
-        lines.append(f"  ({len(entries) - len(shown)} ingested files not listed: select * from bronze.landing_ledger)")
+        lines.append(f"  ({len(entries) - len(shown)} ingested files not listed: select * from {BRONZE_LANDING_LEDGER})")
     return lines

@@ -16,6 +16,7 @@ from churn_assets.core.ml.champion import score_history
 from churn_assets.core.silver.raw_history import SOURCE_COLUMN, ScoringError
 from churn_assets.core.ingestion.sources import CUSTOMERS, TRANSACTIONS, WEB_SESSIONS, customer_id_sql
 from churn_assets.core.warehouse import query_frame, table_exists
+from churn_assets.core.tables import GOLD_RETENTION_ACTIONS, ML_CHURN_PREDICTIONS, SILVER_TRANSACTIONS
 
 # Silver's columns that are landed transaction columns; timestamps are UTC, written with their offset
 # so a CHURN_TIMEZONE for naive landed times does not move them again.
@@ -56,7 +57,7 @@ def warehouse_history(connection, customer_ids: list[str]) -> pd.DataFrame:
         wanted = "(select customer_id from _wanted)"
         orders = ", ".join(f"{sql} as {name}" for name, sql in _SILVER_AS_LANDED.items())
         parts = [query_frame(connection, f"""
-            select '{TRANSACTIONS.name}' as {SOURCE_COLUMN}, {orders} from silver.transactions
+            select '{TRANSACTIONS.name}' as {SOURCE_COLUMN}, {orders} from {SILVER_TRANSACTIONS}
             where customer_id in {wanted} order by order_ts, order_id
         """)]
         for source in (CUSTOMERS, WEB_SESSIONS):
@@ -106,7 +107,7 @@ def score_customer(connection, settings, customer_id: str, as_of: date | None = 
 def _newest_scored(connection) -> date:
     if not table_exists(connection, "ml", "churn_predictions"):
         raise ScoringError("nothing is scored yet: give --as-of, or run `churn-assets run` first")
-    newest = connection.execute("select max(snapshot_date) from ml.churn_predictions").fetchall()[0][0]
+    newest = connection.execute(f"select max(snapshot_date) from {ML_CHURN_PREDICTIONS}").fetchall()[0][0]
     if newest is None:
         raise ScoringError("nothing is scored yet: give --as-of, or run `churn-assets run` first")
     return pd.Timestamp(newest).date()
@@ -114,10 +115,10 @@ def _newest_scored(connection) -> date:
 
 def _check_customer(connection, customer_id: str) -> None:
     known = table_exists(connection, "silver", "transactions") and connection.execute(
-        "select count(*) from silver.transactions where customer_id = ?", [customer_id]
+        f"select count(*) from {SILVER_TRANSACTIONS} where customer_id = ?", [customer_id]
     ).fetchall()[0][0]
     if not known:
-        raise ScoringError(f"customer_id {customer_id!r}: no order of this customer is in silver.transactions")
+        raise ScoringError(f"customer_id {customer_id!r}: no order of this customer is in {SILVER_TRANSACTIONS}")
 
 
 def _batch_version(connection, as_of: date) -> str | None:
@@ -125,7 +126,7 @@ def _batch_version(connection, as_of: date) -> str | None:
     if not table_exists(connection, "ml", "churn_predictions"):
         return None
     found = connection.execute(
-        "select any_value(model_version) from ml.churn_predictions where snapshot_date = ?", [as_of]
+        f"select any_value(model_version) from {ML_CHURN_PREDICTIONS} where snapshot_date = ?", [as_of]
     ).fetchall()[0][0]
     return None if found is None else str(found)
 
@@ -134,7 +135,7 @@ def _planned_action(connection, customer_id: str, as_of: date) -> str | None:
     if not table_exists(connection, "gold", "retention_actions"):
         return None
     found = connection.execute(
-        "select action, is_control from gold.retention_actions where snapshot_date = ? and customer_id = ?",
+        f"select action, is_control from {GOLD_RETENTION_ACTIONS} where snapshot_date = ? and customer_id = ?",
         [as_of, customer_id],
     ).fetchall()
     if not found:

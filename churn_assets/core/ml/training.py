@@ -25,6 +25,7 @@ from churn_assets.core.gold.plan import actions_json
 from churn_assets.core.plots import evaluation_figures, png_bytes
 from churn_assets.core.ml.scoring import score_snapshot
 from churn_assets.core.warehouse import query_frame, snapshot_dates
+from churn_assets.core.tables import SILVER_CHURN_LABELS, SILVER_CUSTOMER_FEATURES
 
 # Rows whose scores and feature values make the drift check's reference bins: quantile bins
 # from 10,000 rows are as stable as from 50,000, for a fifth of the scoring.
@@ -62,7 +63,7 @@ class ScoredSnapshot:
 
 def training_data(connection, settings, snapshot: date) -> TrainingData:
     """The labelled rows a model for ``snapshot`` may use. Raises ``NotEnoughHistory``."""
-    labelled = snapshot_dates(connection, "silver.churn_labels")
+    labelled = snapshot_dates(connection, SILVER_CHURN_LABELS)
     window = training_window(snapshot, labelled, settings.churn_horizon_days, settings.training_months)
     train = query_frame(
         connection, labelled_features_sql(window.train, max_rows=settings.max_training_rows, seed=settings.seed)
@@ -139,7 +140,7 @@ def champion_card(settings, snapshot: date, typical: dict) -> ChampionCard:
 
 
 def snapshot_features_sql(snapshot: str) -> str:
-    return f"select * from silver.customer_features where snapshot_date = date '{snapshot}' order by customer_id"
+    return f"select * from {SILVER_CUSTOMER_FEATURES} where snapshot_date = date '{snapshot}' order by customer_id"
 
 
 def score_with_registered_model(settings, snapshot: str, features: pd.DataFrame) -> ScoredSnapshot | None:

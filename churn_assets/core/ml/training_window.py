@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from churn_assets.core.tables import SILVER_CHURN_LABELS, SILVER_CUSTOMER_FEATURES
+
 
 class NotEnoughHistory(ValueError):
     """No model can be trained for this snapshot yet; the message says what is missing."""
@@ -47,7 +49,7 @@ def _months_before(day: date, months: int) -> date:
 
 def labelled_features_sql(
     snapshots: tuple[date, ...], *, max_rows: int | None = None, seed: int = 0,
-    features: str = "silver.customer_features", labels: str = "silver.churn_labels",
+    features: str = SILVER_CUSTOMER_FEATURES, labels: str = SILVER_CHURN_LABELS,
 ) -> str:
     """Feature rows of ``snapshots`` joined to their labels; at most ``max_rows``, drawn by a
     seeded hash so the same settings always give the same sample."""

@@ -17,6 +17,7 @@ from churn_assets.core.gold.oracle import compare_with_oracle, truth_at_snapshot
 from churn_assets.core.gold.plan import action_options
 from churn_assets.core.gold.plan_effects import PlanEffects, model_uplift, plan_effects
 from churn_assets.core.warehouse import query_frame, table_exists
+from churn_assets.core.tables import GOLD_CUSTOMER_VALUE
 
 MIN_CONTROLS = 30  # a cell with fewer controls has too wide an interval to say much about coverage
 MEASURED, UPLIFT, ASSUMED = "measured effects", "uplift model", "assumed effects"
@@ -83,7 +84,7 @@ def plan_report(connection, raw_truth: pd.DataFrame, settings, snapshot: str | N
     effects by the learned ones. Raises ``ChurnError`` saying what is missing."""
     if not table_exists(connection, "gold", "customer_value"):
         raise ChurnError("no plan yet; run `churn-assets run` first")
-    snapshot = snapshot or str(connection.execute("select max(snapshot_date) from gold.customer_value").fetchall()[0][0])[:10]
+    snapshot = snapshot or str(connection.execute(f"select max(snapshot_date) from {GOLD_CUSTOMER_VALUE}").fetchall()[0][0])[:10]
     customers = query_frame(connection, plan_customers_sql(snapshot))
     if customers.empty:
         raise ChurnError(f"no scored customers for snapshot {snapshot}")

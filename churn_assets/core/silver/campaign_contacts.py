@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pandera
 
-from churn_assets.core.silver.transactions import quarantine_schema_for
+from churn_assets.core.silver.schemas import quarantine_schema_for
 from churn_assets.core.ingestion.sources import CAMPAIGN_CONTACTS, TimestampRules, customer_id_sql, timestamp_sql
 from churn_assets.core.warehouse import query_frame, table_exists
+from churn_assets.core.tables import SILVER_CAMPAIGN_CONTACTS
 
 # In the order they are tested; a row gets the first that applies.
 CONTACT_QUARANTINE_REASONS = (
@@ -155,7 +156,7 @@ def running_campaign_customers_sql(snapshot: str, horizon_days: int) -> str:
     """Customers a campaign before ``snapshot`` contacted or held out and is still measuring (its
     churn horizon has not ended by the snapshot): acting on them again would blur its read-out."""
     return f"""
-        select distinct customer_id from silver.campaign_contacts
+        select distinct customer_id from {SILVER_CAMPAIGN_CONTACTS}
         where snapshot_date < date '{snapshot}' and snapshot_date + interval {int(horizon_days)} day > date '{snapshot}'
     """
 

@@ -7,7 +7,7 @@ the database.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import pandas as pd
 import pandera.pandas as pandera
@@ -15,6 +15,7 @@ import pandera.pandas as pandera
 from churn_assets.core.ingestion.sources import TimestampRules, customer_id_sql, timestamp_sql
 from churn_assets.core.table_query import TableQuery
 from churn_assets.core.warehouse import coerce_except_timestamps, query_frame, table_exists
+from churn_assets.core.tables import BRONZE_CUSTOMERS, BRONZE_WEB_SESSIONS, SILVER_TRANSACTIONS
 
 FEATURE_COLUMNS = (
     "recency_days",
@@ -46,7 +47,7 @@ FEATURE_COLUMNS = (
 COUNT_FEATURES = ("frequency", "orders_30d", "orders_90d", "orders_180d", "distinct_categories", "sessions_30d")
 
 
-def _ts(day: date) -> str:
+def timestamp_literal(day: date) -> str:
     return f"timestamp '{day.isoformat()} 00:00:00'"
 
 
@@ -54,7 +55,7 @@ FEATURE_INPUTS = ("feature_orders", "feature_customers", "feature_sessions")
 
 
 def feature_inputs_sql(
-    transactions: str = "silver.transactions",
+    transactions: str = SILVER_TRANSACTIONS,
     customers: str | None = None,
     web_sessions: str | None = None,
     timestamps: TimestampRules = TimestampRules(),
@@ -123,8 +124,8 @@ def _feature_inputs_statements(connection, timestamps: TimestampRules) -> tuple[
     """Statements that make the ``FEATURE_INPUTS`` temp tables from silver and whichever optional
     bronze sources exist (see ``feature_inputs_sql``)."""
     sources = feature_inputs_sql(
-        customers="bronze.customers" if table_exists(connection, "bronze", "customers") else None,
-        web_sessions="bronze.web_sessions" if table_exists(connection, "bronze", "web_sessions") else None,
+        customers=BRONZE_CUSTOMERS if table_exists(connection, "bronze", "customers") else None,
+        web_sessions=BRONZE_WEB_SESSIONS if table_exists(connection, "bronze", "web_sessions") else None,
         timestamps=timestamps,
     )
     return tuple(f"create or replace temp table {name} as {sql}" for name, sql in sources.items())
@@ -138,7 +139,7 @@ def prepare_feature_inputs(connection, **sources) -> None:
 
 def customer_features_sql(
     snapshot: date,
-    transactions: str = "silver.transactions",
+    transactions: str = SILVER_TRANSACTIONS,
     customers: str | None = None,
     web_sessions: str | None = None,
     timestamps: TimestampRules = TimestampRules(),
@@ -150,7 +151,7 @@ def customer_features_sql(
     ``prepared`` the query reads the temp tables ``prepare_feature_inputs`` made on the same
     connection (the sources are then ignored); otherwise it computes those inputs itself.
     """
-    s = _ts(snapshot)
+    s = timestamp_literal(snapshot)
     inputs = "" if prepared else ",".join(
         f"{name} as ({sql})"
         for name, sql in feature_inputs_sql(transactions, customers, web_sessions, timestamps).items()
@@ -253,33 +254,11 @@ def features_query(
     return query, counts
 
 
-def labels_query(connection, snapshots: list[date], horizon_days: int) -> tuple[TableQuery, list[date], object]:
-    """Labels of every snapshot whose horizon the data covers, as a query the warehouse runs
-    snapshot by snapshot; the snapshots left without labels (never partial labels: a customer who
-    has not ordered *yet* is not a churner); and the timestamp the data runs through. Each
-    customer's first purchase is found once for all snapshots."""
-    data_through = connection.execute(data_through_sql()).fetchall()[0][0]
-    observed = [s for s in snapshots if horizon_observed(s, horizon_days, data_through)]
-    counts = query_frame(connection, customers_per_snapshot_sql(observed)).set_index("snapshot_date")
-    query = TableQuery(
-        churn_labels_schema(),
-        selects=tuple(churn_labels_sql(s, horizon_days, prepared=True) for s in observed),
-        setup=(f"create or replace temp table {LABEL_INPUT} as {first_purchases_sql()}",),
-        teardown=(f"drop table if exists {LABEL_INPUT}",),
-        expected_rows=tuple(int(counts.loc[pd.Timestamp(s), "customers"]) for s in observed),
-        summaries={
-            "churn_rate_per_snapshot": "select snapshot_date, count(*) as rows, avg(churned) as churn_rate "
-            "from {rows} group by 1 order by 1"
-        },
-    )
-    return query, [s for s in snapshots if s not in observed], data_through
-
-
-def customers_per_snapshot_sql(snapshots: list[date], transactions: str = "silver.transactions") -> str:
+def customers_per_snapshot_sql(snapshots: list[date], transactions: str = SILVER_TRANSACTIONS) -> str:
     """Per snapshot, the customers with a purchase before it (one feature row and one label each)
     and those whose rows before it are all refunds: they have no purchase to measure recency or a
     label from, so they are the only ones with history but no feature row."""
-    listed = ", ".join(f"({_ts(s)})" for s in snapshots) or "(null::timestamp)"
+    listed = ", ".join(f"({timestamp_literal(s)})" for s in snapshots) or "(null::timestamp)"
     return f"""
         with customers as (
             select customer_id, min(order_ts) as first_row_ts,
@@ -293,53 +272,6 @@ def customers_per_snapshot_sql(snapshots: list[date], transactions: str = "silve
         from (values {listed}) s(snapshot_date)
         left join customers c on c.first_row_ts < s.snapshot_date
         group by 1 order by 1
-    """
-
-
-def data_through_sql(transactions: str = "silver.transactions") -> str:
-    """The timestamp up to which transactions are observed (the newest order or refund)."""
-    return f"select max(order_ts) from {transactions}"
-
-
-def horizon_observed(snapshot: date, horizon_days: int, data_through) -> bool:
-    """True when the data reaches the end of [snapshot, snapshot + horizon)."""
-    if data_through is None:
-        return False
-    end = snapshot + timedelta(days=horizon_days)
-    return data_through.date() >= end - timedelta(days=1)
-
-
-LABEL_INPUT = "label_first_purchases"
-
-
-def first_purchases_sql(transactions: str = "silver.transactions") -> str:
-    """Each customer's first purchase (any order that is not a refund, amount 0 included)."""
-    return f"select customer_id, min(order_ts) as first_purchase_ts from {transactions} where not is_refund group by 1"
-
-
-def churn_labels_sql(
-    snapshot: date, horizon_days: int, transactions: str = "silver.transactions", prepared: bool = False
-) -> str:
-    """Label 1 for each customer with a purchase before ``snapshot`` and none in the horizon.
-
-    With ``prepared`` the first purchases come from the temp table ``LABEL_INPUT`` on the same
-    connection, so each snapshot only aggregates the orders in its own horizon.
-    """
-    s, end = _ts(snapshot), _ts(snapshot + timedelta(days=horizon_days))
-    first = LABEL_INPUT if prepared else f"({first_purchases_sql(transactions)})"
-    return f"""
-        select {s} as snapshot_date,
-               f.customer_id,
-               {end} as horizon_end,
-               coalesce(h.orders_in_horizon, 0) as orders_in_horizon,
-               (coalesce(h.orders_in_horizon, 0) = 0)::integer as churned
-        from {first} f
-        left join (
-            select customer_id, count(*) as orders_in_horizon from {transactions}
-            where not is_refund and order_ts >= {s} and order_ts < {end} group by 1
-        ) h using (customer_id)
-        where f.first_purchase_ts < {s}
-        order by f.customer_id
     """
 
 
@@ -371,18 +303,3 @@ def customer_features_schema() -> pandera.DataFrameSchema:
     ))
 
 
-def churn_labels_schema() -> pandera.DataFrameSchema:
-    return coerce_except_timestamps(pandera.DataFrameSchema(
-        {
-            "snapshot_date": pandera.Column("datetime64[us]"),
-            "customer_id": pandera.Column(pd.StringDtype("pyarrow")),
-            "horizon_end": pandera.Column("datetime64[us]"),
-            "orders_in_horizon": pandera.Column("int64", pandera.Check.ge(0)),
-            "churned": pandera.Column("int32", pandera.Check.isin([0, 1])),
-        },
-        name="churn_labels",
-        unique=["snapshot_date", "customer_id"],
-        strict=True,
-        ordered=True,
-        coerce=True,
-    ))

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from churn_assets.core.silver.features import horizon_observed
+from churn_assets.core.silver.labels import horizon_observed
 
 OPTIONAL_SOURCES = ("customers", "web_sessions")
 

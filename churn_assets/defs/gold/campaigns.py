@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from churn_assets.core import tables
 from churn_assets.core.silver.campaign_contacts import (
     CONTACT_QUARANTINE_REASONS,
     contact_accounting_sql,
@@ -58,7 +59,7 @@ EXECUTION_COVERAGE = "execution_coverage"
 def _bronze_contacts(connection) -> str:
     """``bronze.campaign_contacts``, or an empty relation of its shape before any contact landed."""
     if table_exists(connection, "bronze", "campaign_contacts"):
-        return "bronze.campaign_contacts"
+        return tables.BRONZE_CAMPAIGN_CONTACTS
     return empty_bronze_contacts_sql()
 
 
@@ -99,7 +100,7 @@ def _contacts_asset(settings: Settings) -> dg.AssetsDefinition:
         with named_failure(context):
             with warehouse.get_connection() as connection:
                 contacts, quarantine, fingerprints = contacts_and_quarantine(
-                    connection, _bronze_contacts(connection), "silver.transactions", actions, settings.timestamp_rules
+                    connection, _bronze_contacts(connection), tables.SILVER_TRANSACTIONS, actions, settings.timestamp_rules
                 )
             contacts = silver_contacts_schema().validate(contacts)
             per_campaign = _per_campaign(contacts)
@@ -142,7 +143,7 @@ def _per_campaign(contacts: pd.DataFrame) -> pd.DataFrame:
 def contact_row_accounting(warehouse: DuckDBResource) -> dg.AssetCheckResult:
     with warehouse.get_connection() as connection:
         accounting = connection.execute(contact_accounting_sql(
-            _bronze_contacts(connection), "silver.campaign_contacts", "silver.campaign_contacts_quarantine"
+            _bronze_contacts(connection), tables.SILVER_CAMPAIGN_CONTACTS, tables.SILVER_CAMPAIGN_CONTACTS_QUARANTINE
         )).df()
     broken = accounting[accounting["unaccounted"] != 0]
     return dg.AssetCheckResult(
@@ -228,7 +229,7 @@ def _require_observed_horizon(connection, key: str, horizon_days: int) -> None:
     """Refuse a campaign whose churn horizon the data does not cover yet: a read-out then would
     count customers who have not had the time to churn."""
     labels = connection.execute(
-        "select count(*) from silver.churn_labels where snapshot_date = ?", [key]
+        f"select count(*) from {tables.SILVER_CHURN_LABELS} where snapshot_date = ?", [key]
     ).fetchall()[0][0] if table_exists(connection, "silver", "churn_labels") else 0
     if not labels:
         raise dg.Failure(

@@ -7,12 +7,9 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from churn_assets.core.silver.features import (
-    churn_labels_schema,
-    customer_features_schema,
-    features_query,
-    labels_query,
-)
+from churn_assets.core import tables
+from churn_assets.core.silver.features import customer_features_schema, features_query
+from churn_assets.core.silver.labels import churn_labels_schema, labels_query
 from churn_assets.core.silver.quality import repeated_pairs_sql, rows_at_or_after_snapshot_sql
 from churn_assets.core.table_query import TableQuery
 from churn_assets.lib.automation import refresh_when_data_changes
@@ -146,13 +143,13 @@ snapshot_checks = [
     _zero_rows_check(
         "unique_customer_per_snapshot",
         "At most one feature row per (snapshot, customer).",
-        repeated_pairs_sql("silver.customer_features", ("snapshot_date", "customer_id")),
+        repeated_pairs_sql(tables.SILVER_CUSTOMER_FEATURES, ("snapshot_date", "customer_id")),
         "repeated_pairs",
     ),
     _zero_rows_check(
         "no_data_at_or_after_snapshot",
         "Every feature row's first and newest order are strictly before its snapshot.",
-        rows_at_or_after_snapshot_sql("silver.customer_features"),
+        rows_at_or_after_snapshot_sql(tables.SILVER_CUSTOMER_FEATURES),
         "rows_with_data_from_the_future",
     ),
 ]

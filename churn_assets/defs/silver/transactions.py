@@ -6,18 +6,17 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from churn_assets.core import tables
+from churn_assets.core.silver.schemas import QUARANTINE_REASONS, quarantine_schema, silver_transactions_schema
 from churn_assets.core.silver.transactions import (
-    QUARANTINE_REASONS,
     empty_bronze_transactions_sql,
     order_months_sql,
     quarantine_query,
     quarantine_reasons_sql,
-    quarantine_schema,
     quarantine_sql,
     row_accounting_sql,
     silver_facts_sql,
     silver_query,
-    silver_transactions_schema,
     silver_transactions_sql,
     stage_classified_rows,
 )
@@ -38,7 +37,7 @@ from churn_assets.settings import Settings
 def _bronze_transactions(connection) -> str:
     """``bronze.transactions``, or an empty relation of its shape before anything landed."""
     if table_exists(connection, "bronze", "transactions"):
-        return "bronze.transactions"
+        return tables.BRONZE_TRANSACTIONS
     return empty_bronze_transactions_sql()
 
 
@@ -132,7 +131,7 @@ def row_accounting(warehouse: DuckDBResource) -> dg.AssetCheckResult:
     with warehouse.get_connection() as connection:
         source = _bronze_transactions(connection)
         accounting = connection.execute(
-            row_accounting_sql(source, "silver.transactions", "silver.quarantine")
+            row_accounting_sql(source, tables.SILVER_TRANSACTIONS, tables.SILVER_QUARANTINE)
         ).df()
     broken = accounting[accounting["unaccounted"] != 0]
     totals = accounting.drop(columns="_source_file").sum()
@@ -151,5 +150,5 @@ def row_accounting(warehouse: DuckDBResource) -> dg.AssetCheckResult:
 silver_job = dg.define_asset_job(
     "build_silver",
     selection=dg.AssetSelection.assets(SILVER_TRANSACTIONS, SILVER_QUARANTINE),
-    description="Rebuild silver.transactions and silver.quarantine from bronze.",
+    description=f"Rebuild {tables.SILVER_TRANSACTIONS} and {tables.SILVER_QUARANTINE} from bronze.",
 )
