@@ -14,7 +14,7 @@ from datetime import date
 
 import duckdb
 
-from churn_assets.core.silver.features import customer_features_sql, prepare_feature_inputs
+from churn_assets.core.silver.features import customer_features_sql, feature_inputs_statements
 from churn_assets.settings import Settings
 
 
@@ -26,7 +26,8 @@ def main() -> None:
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
         transactions = connection.execute("select count(*) from silver.transactions").fetchall()[0][0]
         started = time.perf_counter()
-        prepare_feature_inputs(connection, customers="bronze.customers", web_sessions="bronze.web_sessions")
+        for statement in feature_inputs_statements(connection, settings.timestamp_rules):
+            connection.execute(statement)
         prepared = time.perf_counter() - started
         features = connection.execute(customer_features_sql(args.snapshot, prepared=True)).df()
         seconds = time.perf_counter() - started - prepared

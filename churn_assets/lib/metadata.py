@@ -11,7 +11,7 @@ import pandera.pandas as pa
 import pyarrow
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from churn_assets.core.table_query import TableQuery
+from churn_assets.core.table_query import FrameStaging, TableQuery
 
 
 def column_schema(schema: pa.DataFrameSchema) -> dg.TableSchema:
@@ -80,3 +80,9 @@ def add_row_counts_per_partition(context: dg.AssetExecutionContext, per_snapshot
     by_key = {pd.Timestamp(snapshot).date().isoformat(): int(rows) for snapshot, rows in per_snapshot["rows"].items()}
     for key in context.partition_keys:
         context.add_asset_metadata({"dagster/row_count": by_key.get(key, 0)}, partition_key=key)
+
+
+def staged_months(context: dg.AssetExecutionContext, staging: FrameStaging) -> TableQuery:
+    """The staged months for the IO manager, with each month's own ``dagster/row_count``."""
+    add_row_counts_per_partition(context, pd.DataFrame({"rows": pd.Series(staging.rows, dtype="int64")}))
+    return staging.query()

@@ -52,18 +52,23 @@ class _TransactionalDuckDbClient(DuckDbClient):
             connection.commit()
 
 
+def _written(context: dg.OutputContext, name: str, rows: int) -> dict:
+    """Where the rows went and how many, for the materialization."""
+    metadata = {**TableMetadataSet(storage_kind="duckdb"), "dagster/table_name": name}
+    if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
+        # Metadata here lands on every partition of the range, so a row count would claim the
+        # whole range's rows for each one; the asset adds each partition's own count.
+        return {**metadata, "rows_written_for_range": rows}
+    count_key = "partition_row_count" if context.has_partition_key else "row_count"
+    return {**metadata, **TableMetadataSet(**{count_key: rows})}
+
+
 def _write_arrow(context: dg.OutputContext, table_slice: TableSlice, table: pa.Table, connection) -> dict:
     """Insert ``table`` into the slice's table by column name, creating the table even when there
     are no rows."""
     name = f"{table_slice.schema}.{table_slice.table}"
     insert_by_name(connection, name, table)
-    metadata = {**TableMetadataSet(storage_kind="duckdb"), "dagster/table_name": name}
-    if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
-        # Metadata here lands on every partition of the range, so a row count would claim the
-        # whole range's rows for each one; the asset adds each partition's own count.
-        return {**metadata, "rows_written_for_range": table.num_rows}
-    count_key = "partition_row_count" if context.has_partition_key else "row_count"
-    return {**metadata, **TableMetadataSet(**{count_key: table.num_rows})}
+    return _written(context, name, table.num_rows)
 
 
 class _WarehousePandasTypeHandler(DuckDBPandasTypeHandler):
@@ -87,19 +92,14 @@ class _TableQueryTypeHandler(DbTypeHandler[TableQuery]):
         name = f"{table_slice.schema}.{table_slice.table}"
         written = _partition_where_clause(table_slice.partition_dimensions) if table_slice.partition_dimensions else None
         result = write_table_query(connection, name, obj, written)
-        metadata = {
-            **TableMetadataSet(storage_kind="duckdb"),
-            "dagster/table_name": name,
-            "schema_checks": dg.MetadataValue.text(
-                f"{len(result.checks)} SQL checks from the schema {obj.schema.name!r}, all passed"
-            ),
-        }
+        checked = (
+            f"{len(result.checks)} SQL checks from the schema {obj.schema.name!r}, all passed" if obj.check
+            else f"validated by the Pandera schema {obj.schema.name!r} one file or month at a time, before staging"
+        )
+        metadata = {**_written(context, name, result.rows), "schema_checks": dg.MetadataValue.text(checked)}
         for title, frame in result.summaries.items():
             metadata[title] = dg.MetadataValue.md(frame.to_markdown(index=False) if len(frame) else "_no rows_")
-        if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
-            return {**metadata, "rows_written_for_range": result.rows}  # the asset adds each partition's count
-        count_key = "partition_row_count" if context.has_partition_key else "row_count"
-        return {**metadata, **TableMetadataSet(**{count_key: result.rows})}
+        return metadata
 
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> TableQuery:
         raise TypeError(f"{table_slice.table} stays in the warehouse: read it with SQL or load it as a DataFrame")

@@ -120,7 +120,7 @@ def feature_inputs_sql(
     return dict(zip(FEATURE_INPUTS, (orders, typed_customers, sessions)))
 
 
-def _feature_inputs_statements(connection, timestamps: TimestampRules) -> tuple[str, ...]:
+def feature_inputs_statements(connection, timestamps: TimestampRules = TimestampRules()) -> tuple[str, ...]:
     """Statements that make the ``FEATURE_INPUTS`` temp tables from silver and whichever optional
     bronze sources exist (see ``feature_inputs_sql``)."""
     sources = feature_inputs_sql(
@@ -129,12 +129,6 @@ def _feature_inputs_statements(connection, timestamps: TimestampRules) -> tuple[
         timestamps=timestamps,
     )
     return tuple(f"create or replace temp table {name} as {sql}" for name, sql in sources.items())
-
-
-def prepare_feature_inputs(connection, **sources) -> None:
-    """Create the ``FEATURE_INPUTS`` temp tables on ``connection`` (see ``feature_inputs_sql``)."""
-    for name, sql in feature_inputs_sql(**sources).items():
-        connection.execute(f"create or replace temp table {name} as {sql}").fetchall()
 
 
 def customer_features_sql(
@@ -148,7 +142,7 @@ def customer_features_sql(
     """One row per customer with an order before ``snapshot``; every input row is before it.
 
     ``customers`` and ``web_sessions`` name bronze tables; when None their columns are null. With
-    ``prepared`` the query reads the temp tables ``prepare_feature_inputs`` made on the same
+    ``prepared`` the query reads the temp tables ``feature_inputs_statements`` make on the same
     connection (the sources are then ignored); otherwise it computes those inputs itself.
     """
     s = timestamp_literal(snapshot)
@@ -246,7 +240,7 @@ def features_query(
     query = TableQuery(
         customer_features_schema(),
         selects=tuple(customer_features_sql(s, prepared=True) for s in snapshots),
-        setup=_feature_inputs_statements(connection, timestamps),
+        setup=feature_inputs_statements(connection, timestamps),
         teardown=tuple(f"drop table if exists {name}" for name in FEATURE_INPUTS),
         expected_rows=tuple(int(counts.loc[pd.Timestamp(s), "customers"]) for s in snapshots),
         summaries={"preview": "select * from {rows} order by snapshot_date desc, customer_id limit 10"},

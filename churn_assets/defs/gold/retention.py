@@ -48,6 +48,7 @@ from churn_assets.lib.metadata import (
     dagster_type,
     images,
     preview,
+    staged_months,
     table_query_type,
 )
 from churn_assets.lib.partitions import snapshot_partitions
@@ -84,12 +85,6 @@ def _months(context: dg.AssetExecutionContext, frames: list[pd.DataFrame], schem
     return frame
 
 
-def _staged_months(context: dg.AssetExecutionContext, staging: FrameStaging) -> TableQuery:
-    """The staged months for the IO manager, with each month's own row count."""
-    add_row_counts_per_partition(context, pd.DataFrame({"rows": pd.Series(staging.rows, dtype="int64")}))
-    return staging.query()
-
-
 def _value_asset(settings: Settings) -> dg.AssetsDefinition:
     ValueConfig = knobs_config("ValueConfig", settings, VALUE_KNOBS, "How far ahead a retained customer's revenue counts.")
     schema = customer_value_schema()
@@ -113,7 +108,7 @@ def _value_asset(settings: Settings) -> dg.AssetsDefinition:
                     context.add_asset_metadata(_value_metadata(frame, model, window, run_settings), partition_key=key)
                     newest = staging.add(key, frame)
             context.add_output_metadata({"preview": preview(newest.sort_values("revenue_at_risk", ascending=False))})
-            return _staged_months(context, staging)
+            return staged_months(context, staging)
 
     return customer_value
 
@@ -180,7 +175,7 @@ def _plan_asset(settings: Settings) -> dg.AssetsDefinition:
                     }, partition_key=key)
                     newest = staging.add(key, outcome.plan)
             context.add_output_metadata({"preview": preview(newest)})
-            return _staged_months(context, staging)
+            return staged_months(context, staging)
 
     return retention_actions
 

@@ -44,10 +44,10 @@ from churn_assets.lib.keys import (
     UPLIFT_VALIDATION,
 )
 from churn_assets.lib.metadata import (
-    add_row_counts_per_partition,
     column_schema,
     images,
     preview,
+    staged_months,
     table_query_type,
 )
 from churn_assets.lib.partitions import snapshot_partitions
@@ -246,9 +246,8 @@ def _predictions_asset(settings: Settings) -> dg.AssetsDefinition:
                     newest = staging.add(key, outcome.predictions)
                     drifts[key], coverage[key] = outcome.drift, (len(features), len(newest), newest["customer_id"].is_unique)
                     context.add_asset_metadata(_predictions_metadata(newest, outcome.model_version), partition_key=key)
-            add_row_counts_per_partition(context, _rows_per_month(staging.rows))
             yield dg.Output(
-                staging.query(),
+                staged_months(context, staging),
                 metadata={"preview": preview(newest.sort_values("churn_probability", ascending=False))},
             )
             yield _drift_result(drifts, run_settings.drift_psi_warning)
@@ -261,11 +260,6 @@ def _predictions_asset(settings: Settings) -> dg.AssetsDefinition:
             )
 
     return churn_predictions
-
-
-def _rows_per_month(rows: dict[str, int]) -> pd.DataFrame:
-    """Rows staged per snapshot, in the shape ``add_row_counts_per_partition`` takes."""
-    return pd.DataFrame({"rows": pd.Series(rows, dtype="int64")})
 
 
 def _predictions_metadata(scored: pd.DataFrame, version: str) -> dict:
