@@ -1,6 +1,6 @@
 """The newest month's model against its references, out-of-time, and the BG/NBD fit time.
 
-Usage: python benchmarks/model_references.py --customers 100000 [--sources transactions] --workdir DIR
+Usage: python -m benchmarks.model_references --customers 100000 [--sources transactions] --workdir DIR
 
 Generates the sample into DIR (reused when DIR/landing exists), builds the warehouse with the plain
 pipeline (the same core functions the assets call), then trains the newest snapshot's candidates
@@ -48,7 +48,7 @@ def main() -> None:
     from churn_assets.core.ml.model import train_and_select
     from churn_assets.core.ml.training import snapshot_features_sql, training_data
     from churn_assets.core.warehouse import query_frame
-    from churn_assets.plain import run_plain_pipeline
+    from benchmarks.plain_pipeline import run_plain_pipeline
     from churn_assets.settings import Settings
 
     settings = Settings.from_env(churn_home=args.workdir.resolve())

@@ -15,7 +15,7 @@ import resource
 
 import dagster as dg
 
-from churn_assets.runner import QUIET_LOGS, run_job
+from churn_assets.lib.in_process import QUIET_LOGS, run_job
 from churn_assets.settings import Settings
 
 

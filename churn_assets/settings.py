@@ -1,29 +1,25 @@
 """The one settings object: every path and business assumption, with its environment variable.
 
 This module imports no Dagster so that the CLI, the core and the tests share it; the Dagster
-resource in ``churn_assets.defs.resources`` exposes the same fields to the launchpad.
+resource in ``churn_assets.lib.resources`` exposes the same fields to the launchpad.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from churn_assets.core.errors import ChurnError
-
-
-class SettingsError(ChurnError):
-    """A setting has a value the project cannot use; the message names the variable."""
-
-
-# DuckDB's size units; anything else would reach DuckDB's SET statement unchecked.
-_MEMORY_SIZE = re.compile(r"[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
-EFFECT_SOURCES = ("measured", "uplift", "assumed")
+from churn_assets.setting_values import (
+    SettingsError,  # noqa: F401 - callers import it beside Settings
+    check_settings,
+    env_name,
+    parse_column_map,
+    parse_field,
+)
 
 
 def _setting(default, env: str, doc: str):
@@ -158,44 +154,7 @@ class Settings:
         return {"memory_limit": self.duckdb_memory_limit.replace(" ", "")}
 
     def __post_init__(self) -> None:
-        if self.start_date.day != 1:
-            raise SettingsError(
-                f"CHURN_START_DATE must be the first day of a month, got {self.start_date.isoformat()}"
-            )
-        for name in (
-            "churn_horizon_days", "max_abs_amount", "sample_customers", "sample_months",
-            "training_months", "max_training_rows", "drift_psi_warning", "value_horizon_days",
-        ):
-            if getattr(self, name) <= 0:
-                raise SettingsError(f"{_env_name(name)} must be positive, got {getattr(self, name)}")
-        from churn_assets.core.ingestion.sources import SOURCES
-
-        for source in SOURCES:
-            self.column_map(source)  # fail at start-up, not in the middle of a run
-        self.timestamp_format_list  # noqa: B018 - validates
-        self.risk_cutoff_pair  # noqa: B018
-        self.candidate_list  # noqa: B018
-        for name in ("decision_threshold", "action_effect"):
-            if not 0 < getattr(self, name) < 1:
-                raise SettingsError(f"{_env_name(name)} must be between 0 and 1, got {getattr(self, name)}")
-        if not 0 <= self.control_share < 1:
-            raise SettingsError(f"CHURN_CONTROL_SHARE must be in [0, 1), got {self.control_share}")
-        if self.effect_source not in EFFECT_SOURCES:
-            raise SettingsError(f"CHURN_EFFECT_SOURCE must be one of {', '.join(EFFECT_SOURCES)}, got {self.effect_source!r}")
-        if not self.effect_prior_sd > 0:
-            raise SettingsError(f"CHURN_EFFECT_PRIOR_SD must be positive, got {self.effect_prior_sd}")
-        if not self.segment_effect_sd > 0:
-            raise SettingsError(f"CHURN_SEGMENT_EFFECT_SD must be positive, got {self.segment_effect_sd}")
-        self.action_catalogue  # noqa: B018
-        if not _MEMORY_SIZE.fullmatch(self.duckdb_memory_limit):
-            raise SettingsError(
-                f"CHURN_DUCKDB_MEMORY_LIMIT must be a size like 4GB or 512MB, got {self.duckdb_memory_limit!r}"
-            )
-        if self.timezone not in _known_timezones():
-            raise SettingsError(f"CHURN_TIMEZONE must be an IANA time zone such as UTC or Europe/Berlin, got {self.timezone!r}")
-        for name in ("champion_tolerance", "contact_cost", "budget", "settle_seconds"):
-            if getattr(self, name) < 0:
-                raise SettingsError(f"{_env_name(name)} must not be negative, got {getattr(self, name)}")
+        check_settings(self)
 
     @property
     def risk_cutoff_pair(self) -> tuple[float, float]:
@@ -255,7 +214,7 @@ class Settings:
         """{landed column name: canonical name} for ``source``, from its ``*_COLUMN_MAP`` setting."""
         from churn_assets.core.ingestion.sources import SOURCES
 
-        variable = _env_name(f"{source}_column_map")
+        variable = env_name(self, f"{source}_column_map")
         mapping = parse_column_map(getattr(self, f"{source}_column_map"), variable)
         unknown = sorted(set(mapping.values()) - set(SOURCES[source].columns))
         if unknown:
@@ -299,7 +258,7 @@ class Settings:
         for f in dataclasses.fields(cls):
             raw = environ.get(f.metadata["env"])
             if raw not in (None, ""):
-                values[f.name] = _parse(f, raw)
+                values[f.name] = parse_field(f, raw)
         values.update(overrides)
         return cls(**values)
 
@@ -316,7 +275,7 @@ class Settings:
         """Settings from ``to_plain`` output (missing fields keep their defaults)."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
         return cls(**{
-            name: _parse(fields[name], value) if isinstance(value, str) and fields[name].type != "str" else value
+            name: parse_field(fields[name], value) if isinstance(value, str) and fields[name].type != "str" else value
             for name, value in values.items()
         })
 
@@ -326,49 +285,3 @@ class Settings:
             (f.metadata["env"], str(getattr(self, f.name)), f.metadata["doc"])
             for f in dataclasses.fields(self)
         ]
-
-
-def _known_timezones() -> set[str]:
-    import zoneinfo
-
-    return zoneinfo.available_timezones() | {"UTC"}
-
-
-def parse_column_map(text: str, variable: str) -> dict[str, str]:
-    """'a=b,c=d' -> {'a': 'b', 'c': 'd'}; an empty text is an empty map."""
-    mapping = {}
-    for pair in filter(None, (p.strip() for p in text.split(","))):
-        landed, _, canonical = (part.strip() for part in pair.partition("="))
-        if not landed or not canonical:
-            raise SettingsError(f"{variable}: {pair!r} is not of the form 'landed_name=canonical_name'")
-        mapping[landed] = canonical
-    return mapping
-
-
-def _parse_bool(raw: str) -> bool:
-    text = raw.strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("use true or false")
-
-
-def _env_name(field_name: str) -> str:
-    return next(f.metadata["env"] for f in dataclasses.fields(Settings) if f.name == field_name)
-
-
-def _parse(f: dataclasses.Field, raw: str):
-    kind = f.default.__class__
-    try:
-        if kind is bool:
-            return _parse_bool(raw)
-        if kind is date:
-            return date.fromisoformat(raw.strip())
-        if kind in (int, float):
-            return kind(raw)
-        if issubclass(kind, Path):
-            return Path(raw).expanduser()
-        return kind(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{f.metadata['env']}={raw!r} is not a valid {kind.__name__}: {exc}") from exc

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import dagster as dg
 
 from churn_assets.defs.ingestion.sensors import build_landing_sensor
-from churn_assets.runner import QUIET_LOGS
+from churn_assets.lib.in_process import QUIET_LOGS
 from churn_assets.settings import Settings
 
 QUIET = QUIET_LOGS

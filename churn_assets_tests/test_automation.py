@@ -25,7 +25,8 @@ from churn_assets.lib.keys import (
     SILVER_TRANSACTIONS,
 )
 from churn_assets.run_plan import RunPlan, plan_runs, stale_partitions
-from churn_assets.runner import QUIET_LOGS, run_assets, run_pipeline
+from churn_assets.lib.in_process import QUIET_LOGS, run_assets
+from churn_assets.runner import run_pipeline
 from churn_assets.settings import Settings
 from churn_assets_tests.conftest import backdate, land, project_instance
 from churn_assets_tests.dagster_helpers import launch, tick

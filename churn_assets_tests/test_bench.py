@@ -1,12 +1,11 @@
-"""``churn-assets bench`` at a small size: both modes run end to end and agree (no timing asserted)."""
+"""``python -m benchmarks.bench`` at a small size: both modes run end to end and agree (no timing asserted)."""
 
 from __future__ import annotations
 
 import duckdb
 import pytest
 
-from churn_assets.bench import MODES, customers_for, run_bench
-from churn_assets.cli import main as cli_main
+from benchmarks.bench import MODES, customers_for, main, run_bench
 
 TABLES = (
     "silver.transactions", "silver.quarantine", "silver.customer_features", "silver.churn_labels",
@@ -53,13 +52,20 @@ def test_bench_sizes_the_sample_by_transactions_and_refuses_nonsense(capsys):
     assert customers_for(1_000_000) == 85_987
     assert customers_for(10) == 200
     with pytest.raises(SystemExit) as refused:
-        cli_main(["bench", "--transactions", "0"])
+        main(["--transactions", "0"])
     assert refused.value.code == 2
     assert "must be a positive whole number" in capsys.readouterr().err
 
 
+def test_the_benchmark_refuses_a_workdir_that_is_a_file(tmp_path, capsys):
+    workdir = tmp_path / "results.txt"
+    workdir.write_text("not a folder")
+    assert main(["--workdir", str(workdir)]) == 2
+    assert capsys.readouterr().err == f"bench: --workdir {workdir} is a file, not a folder\n"
+
+
 def test_a_workdir_reuses_its_generated_sample_only_for_the_same_size_and_seed(tmp_path):
-    from churn_assets.bench import _generate, _reuse_sample
+    from benchmarks.bench import _generate, _reuse_sample
     from churn_assets.core.sample.generate import SampleConfig
 
     config = SampleConfig(customers=200, seed=3)

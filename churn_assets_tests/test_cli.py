@@ -191,7 +191,7 @@ def test_report_on_a_truth_that_covers_too_few_customers_says_what_to_do(tmp_pat
 
 @pytest.mark.parametrize("command", [
     ["generate", "--customers", "10"], ["run"], ["dev"], ["report"], ["score", "--customer", "1"],
-    ["bench", "--workdir", "{home}"], ["settings"], ["simulate", "--months", "1"],
+    ["settings"], ["simulate", "--months", "1"],
 ])
 def test_every_subcommand_turns_an_expected_error_into_one_line_and_status_2(tmp_path, command):
     broken = tmp_path / "not-a-folder"

@@ -9,14 +9,13 @@ import pytest
 from churn_assets.core.silver.features import FEATURE_COLUMNS
 from churn_assets.core.gold.plan import DEFAULT_ACTIONS, Action, action_options
 from churn_assets.core.gold.plan_effects import scaled_to_segments
-from churn_assets.core.gold.uplift import (
+from churn_assets.core.gold.uplift import fit_uplift_model, uplift_matrix
+from churn_assets.core.gold.uplift_validation import (
     MIN_TEST_CONTROLS,
     auuc,
-    fit_uplift_model,
     gain_interval,
     qini_curve,
     random_auuc,
-    uplift_matrix,
     validate_out_of_time,
 )
 

@@ -15,7 +15,8 @@ import warnings
 import dagster as dg
 
 from churn_assets.lib.keys import CAMPAIGN_CONTACTS, LANDING_LEDGER, SILVER_QUARANTINE, SILVER_TRANSACTIONS
-from churn_assets.lib.staleness import CampaignStale, HasSnapshotData, MaturedCampaignsStale, SnapshotStale
+from churn_assets.lib.campaign_staleness import CampaignStale, MaturedCampaignsStale
+from churn_assets.lib.staleness import HasSnapshotData, SnapshotStale
 
 _NOT_BUSY = ~dg.AutomationCondition.in_progress() & ~dg.AutomationCondition.any_deps_in_progress()
 _SILVER = dg.AssetSelection.assets(SILVER_TRANSACTIONS, SILVER_QUARANTINE)

@@ -31,7 +31,7 @@ CAMPAIGN_EXECUTION = _key(tables.GOLD_CAMPAIGN_EXECUTION)
 ACTION_EFFECTS = _key(tables.GOLD_ACTION_EFFECTS)
 UPLIFT_VALIDATION = _key(tables.GOLD_UPLIFT_VALIDATION)
 
-# The tables computed inside DuckDB, after bronze: what ``churn-assets bench --tables-only`` builds.
+# The tables computed inside DuckDB, after bronze: what ``python -m benchmarks.bench --tables-only`` builds.
 WAREHOUSE_TABLES = frozenset(
     {LANDING_LEDGER, SILVER_TRANSACTIONS, SILVER_QUARANTINE, CAMPAIGN_CONTACTS, CONTACT_QUARANTINE,
      CUSTOMER_FEATURES, CHURN_LABELS}

@@ -11,10 +11,8 @@ the same instance gives the same answer.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import weakref
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 
@@ -28,7 +26,6 @@ from churn_assets.core.silver.snapshot_inputs import (
 )
 from churn_assets.lib.failures import RETRY_TAG
 from churn_assets.lib.keys import (
-    CAMPAIGN_CONTACTS,
     ROW_ACCOUNTING,
     SILVER_QUARANTINE,
     SILVER_TRANSACTIONS,
@@ -39,12 +36,9 @@ DIGEST_KEY = "inputs_digest"
 # Metadata silver and the bronze file partitions record for the state.
 ORDER_MONTHS_KEY, FIRST_ORDER_KEY, DATA_THROUGH_KEY = "order_months", "first_order", "data_through"
 EARLIEST_KEY, SHA_KEY = "earliest_row_ts", "file_sha256"
-# Metadata silver.campaign_contacts records: each campaign with a valid contact and a fingerprint
-# of its contacts; what a campaign month read of them, as a digest.
-CAMPAIGNS_KEY, CONTACTS_DIGEST_KEY = "campaign_fingerprints", "contacts_digest"
 
 
-def _text(metadata, name: str) -> str | None:
+def metadata_text(metadata, name: str) -> str | None:
     entry = metadata.get(name)
     return None if entry is None else str(entry.value)
 
@@ -70,9 +64,9 @@ def data_state(instance: dg.DagsterInstance) -> DataState:
     for source in OPTIONAL_SOURCES:
         for name, record in latest_materializations(instance, bronze_key(source)).items():
             meta = record.asset_materialization.metadata
-            files.append((source, name, _text(meta, SHA_KEY) or "", _text(meta, EARLIEST_KEY)))
+            files.append((source, name, metadata_text(meta, SHA_KEY) or "", metadata_text(meta, EARLIEST_KEY)))
     return parse_state(
-        _text(metadata, ORDER_MONTHS_KEY), _text(metadata, FIRST_ORDER_KEY), _text(metadata, DATA_THROUGH_KEY), files
+        metadata_text(metadata, ORDER_MONTHS_KEY), metadata_text(metadata, FIRST_ORDER_KEY), metadata_text(metadata, DATA_THROUGH_KEY), files
     )
 
 
@@ -99,7 +93,7 @@ def record_digests(context: dg.AssetExecutionContext, reads: str, horizon_days: 
 _states: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _tick_state(context: dg.AutomationContext) -> DataState:
+def tick_state(context: dg.AutomationContext) -> DataState:
     """One ``DataState`` per evaluation tick, shared by every asset's condition."""
     view = context.asset_graph_view
     if view not in _states:
@@ -141,7 +135,7 @@ class SnapshotStale(dg.AutomationCondition):
         return dg.AutomationResult(context=context, true_subset=candidates.compute_intersection_with_partition_keys(stale))
 
     def _stale(self, context: dg.AutomationContext, instance, key: str) -> bool:
-        state = _tick_state(context)
+        state = tick_state(context)
         return self._in_scope(state, key) and _partition_stale(context, instance, state, key, self)
 
     def _in_scope(self, state: DataState, key: str) -> bool:
@@ -166,12 +160,12 @@ class HasSnapshotData(dg.AutomationCondition):
         candidates = context.candidate_subset
         if candidates.is_empty or not candidates.is_partitioned:
             return dg.AutomationResult(context=context, true_subset=candidates)
-        state = _tick_state(context)
+        state = tick_state(context)
         keys = {k for k in candidates.expensively_compute_partition_keys() if has_data(state, date.fromisoformat(k))}
         return dg.AutomationResult(context=context, true_subset=candidates.compute_intersection_with_partition_keys(keys))
 
 
-def _parents_newest(context: dg.AutomationContext, instance, key: str | None, partitioned_only: bool) -> int:
+def parents_newest(context: dg.AutomationContext, instance, key: str | None, partitioned_only: bool) -> int:
     """The newest storage id among the upstream partitions ``key`` maps to (unpartitioned parents
     of a partitioned asset left out: they reach it only through its data digest)."""
     view = context.asset_graph_view
@@ -187,17 +181,17 @@ def _parents_newest(context: dg.AutomationContext, instance, key: str | None, pa
         partitions = mapped.expensively_compute_partition_keys() if parent_def is not None else None
         ids = instance.get_latest_storage_id_by_partition(
             parent, dg.DagsterEventType.ASSET_MATERIALIZATION, set(partitions) if partitions else None
-        ) if parent_def is not None else {None: _latest_storage_id(view.instance, parent)}
+        ) if parent_def is not None else {None: latest_storage_id(view.instance, parent)}
         newest = max([newest, *(v for v in ids.values() if v is not None)])
     return newest
 
 
-def _latest_storage_id(instance, key: dg.AssetKey) -> int | None:
+def latest_storage_id(instance, key: dg.AssetKey) -> int | None:
     page = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1)
     return page.records[0].storage_id if page.records else None
 
 
-def _failed_since(instance, key: dg.AssetKey, partition: str | None, materialized_id: int | None) -> int | None:
+def failed_since(instance, key: dg.AssetKey, partition: str | None, materialized_id: int | None) -> int | None:
     """The storage id of a failed attempt newer than the last materialization, if any."""
     planned = instance.get_latest_planned_materialization_info(key, partition)
     if planned is None or (materialized_id is not None and planned.storage_id <= materialized_id):
@@ -211,13 +205,13 @@ def _failed_since(instance, key: dg.AssetKey, partition: str | None, materialize
 
 
 def _unpartitioned_stale(context: dg.AutomationContext, instance) -> bool:
-    own = _latest_storage_id(instance, context.key)
-    newest = _parents_newest(context, instance, None, partitioned_only=False)
+    own = latest_storage_id(instance, context.key)
+    newest = parents_newest(context, instance, None, partitioned_only=False)
     if not newest:
         return False  # nothing upstream yet
     if context.key in (SILVER_TRANSACTIONS, SILVER_QUARANTINE) and not _rows_accounted(instance):
         return True
-    failed = _failed_since(instance, context.key, None, own)
+    failed = failed_since(instance, context.key, None, own)
     if failed is not None and newest < failed:
         return False
     return own is None or newest > own
@@ -227,7 +221,7 @@ def _rows_accounted(instance) -> bool:
     """Whether the row-accounting check proved silver's newest build: it passed on it, or it failed
     on it and on the build before (a rebuild did not help, so the failure is reported, not looped).
     An interrupted build (a kill between the write and the check) was never proven: rebuild it."""
-    built = _latest_storage_id(instance, SILVER_TRANSACTIONS)
+    built = latest_storage_id(instance, SILVER_TRANSACTIONS)
     if built is None:
         return True  # never built: the rule above decides
     history = instance.event_log_storage.get_asset_check_execution_history(ROW_ACCOUNTING, limit=2)
@@ -244,112 +238,19 @@ def _partition_stale(context, instance, state: DataState, key: str, condition: S
     ).records
     own = records[0] if records else None
     # the data digest stands for the upstream of the tables that read data (silver, landed files)
-    newest = _parents_newest(context, instance, key, partitioned_only=True) if condition.reads == "none" else 0
-    failed = _failed_since(instance, context.key, key, own.storage_id if own else None)
+    newest = parents_newest(context, instance, key, partitioned_only=True) if condition.reads == "none" else 0
+    failed = failed_since(instance, context.key, key, own.storage_id if own else None)
     if failed is not None:
         # retried once upstream changed after the failure (data digests change only with silver
         # or a landed file, whose storage ids then follow the failure too)
-        upstream = max(newest, _latest_storage_id(instance, SILVER_TRANSACTIONS) or 0)
+        upstream = max(newest, latest_storage_id(instance, SILVER_TRANSACTIONS) or 0)
         return upstream > failed
     if own is None:
         return True
     if newest > own.storage_id:
         return True
     expected = inputs_digest(condition.reads, state, key, condition.horizon_days)
-    recorded = _text(own.asset_materialization.metadata, DIGEST_KEY)
+    recorded = metadata_text(own.asset_materialization.metadata, DIGEST_KEY)
     return expected is not None and recorded != expected
 
 
-def campaign_fingerprints(instance: dg.DagsterInstance) -> dict[str, str]:
-    """{campaign snapshot: fingerprint of its valid contacts}, as silver.campaign_contacts' newest build recorded them."""
-    record = latest_materializations(instance, CAMPAIGN_CONTACTS).get(None)
-    text = _text(record.asset_materialization.metadata, CAMPAIGNS_KEY) if record else None
-    return json.loads(text) if text else {}
-
-
-def contacts_digest(fingerprints: dict[str, str], key: str, matured_days: int | None) -> str:
-    """The digest of the contacts a month reads: its own campaign's (``matured_days`` None), or
-    those of every campaign whose churn horizon of ``matured_days`` ended by it."""
-    if matured_days is None:
-        read = [key] if key in fingerprints else []
-    else:
-        last = date.fromisoformat(key) - timedelta(days=matured_days)
-        read = sorted(k for k in fingerprints if date.fromisoformat(k) <= last)
-    return hashlib.sha256(json.dumps({k: fingerprints[k] for k in read}).encode()).hexdigest()[:16]
-
-
-def record_contacts_digests(context: dg.AssetExecutionContext, matured_days: int | None = None) -> None:
-    """Record on each partition of this run the digest of the contacts it reads, as the instance
-    knows them when the run starts."""
-    fingerprints = campaign_fingerprints(context.instance)
-    for key in context.partition_keys:
-        context.add_asset_metadata({CONTACTS_DIGEST_KEY: contacts_digest(fingerprints, key, matured_days)}, partition_key=key)
-
-
-class CampaignStale(SnapshotStale):
-    """True for the campaign months to read out: months with a valid contact (with
-    ``horizon_days``: only once their churn horizon is observed) that are missing, whose contacts
-    changed, or that an upstream partition they map to is newer than. A failed attempt is retried
-    once upstream changed."""
-
-    def __init__(self, horizon_days: int | None = None):
-        super().__init__("labels" if horizon_days else "none", horizon_days or 0)
-
-    @property
-    def name(self) -> str:
-        return f"campaign_stale(reads={self.reads})"
-
-    @property
-    def description(self) -> str:
-        return "A campaign month that is missing, whose contacts changed, or older than upstream"
-
-    def _stale(self, context: dg.AutomationContext, instance, key: str) -> bool:
-        fingerprints = _tick_fingerprints(context)
-        if key not in fingerprints or (self.reads == "labels" and not self._in_scope(_tick_state(context), key)):
-            return False
-        return _contacts_stale(context, instance, key, contacts_digest(fingerprints, key, None))
-
-
-class MaturedCampaignsStale(SnapshotStale):
-    """True for the months whose learned effects are missing, whose matured campaigns' contacts
-    changed, or that an upstream partition they map to is newer than."""
-
-    def __init__(self, horizon_days: int):
-        super().__init__("none", horizon_days)
-
-    @property
-    def name(self) -> str:
-        return "matured_campaigns_stale"
-
-    @property
-    def description(self) -> str:
-        return "Missing, the matured campaigns' contacts changed, or older than upstream"
-
-    def _stale(self, context: dg.AutomationContext, instance, key: str) -> bool:
-        return _contacts_stale(context, instance, key, contacts_digest(_tick_fingerprints(context), key, self.horizon_days))
-
-
-_fingerprints: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _tick_fingerprints(context: dg.AutomationContext) -> dict[str, str]:
-    """The campaigns' fingerprints, read once per evaluation tick."""
-    view = context.asset_graph_view
-    if view not in _fingerprints:
-        _fingerprints[view] = campaign_fingerprints(view.instance)
-    return _fingerprints[view]
-
-
-def _contacts_stale(context, instance, key: str, digest: str) -> bool:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=context.key, asset_partitions=[key]), limit=1
-    ).records
-    own = records[0] if records else None
-    newest = _parents_newest(context, instance, key, partitioned_only=True)
-    failed = _failed_since(instance, context.key, key, own.storage_id if own else None)
-    if failed is not None:
-        upstream = max(newest, _latest_storage_id(instance, CAMPAIGN_CONTACTS) or 0)
-        return upstream > failed
-    if own is None or newest > own.storage_id:
-        return True
-    return _text(own.asset_materialization.metadata, CONTACTS_DIGEST_KEY) != digest

@@ -6,7 +6,6 @@ Plain MLflow calls against the tracking URI from settings (an SQLite store by de
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import tempfile
 from collections import OrderedDict
@@ -16,14 +15,10 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
-from filelock import FileLock
-from sklearn.metrics import roc_auc_score
 
 from churn_assets.core.ml.champion import CARD_FILE, PIPELINE_FILE, ChampionCard, score_history
 from churn_assets.core.ml.candidates import fitted_pipeline, with_input_coercion
-from churn_assets.core.ml.champion_gate import GateDecision, champion_decision
 from churn_assets.core.ml.model import TrainingResult
 from churn_assets.core.silver.raw_history import HISTORY_COLUMNS
 
@@ -213,7 +208,6 @@ def _structure(model) -> tuple[str, ...]:
     return (type(calibrated).__name__, *(type(step).__qualname__ for _, step in fitted_pipeline(calibrated).steps))
 
 
-
 def version_for_snapshot(tracking_uri: str, snapshot: str) -> ModelVersion | None:
     """The newest version trained for ``snapshot`` (YYYY-MM-DD) that did not fail the champion
     gate, if any: a rejected version never scores, even when a later run asks for predictions."""
@@ -242,56 +236,6 @@ def champion(tracking_uri: str) -> ModelVersion | None:
         return client_for(tracking_uri).get_model_version_by_alias(MODEL_NAME, CHAMPION)
     except MlflowException:
         return None
-
-
-def record_gate(tracking_uri: str, version: str, passed: bool) -> None:
-    """Tag a version with its champion-gate outcome."""
-    client_for(tracking_uri).set_model_version_tag(MODEL_NAME, version, GATE_TAG, "passed" if passed else "failed")
-
-
-def apply_champion_gate(
-    tracking_uri: str, version: str, snapshot: date, roc_auc: float, churned: np.ndarray,
-    validation_inputs: pd.DataFrame, tolerance: float,
-) -> tuple[GateDecision, dict]:
-    """Score the current champion on ``version``'s validation rows, decide, record the outcome on
-    the version and move the alias when it passes. Returns the decision and what it compared.
-
-    Read, compare and promote happen under one lock: two overlapping runs must not both compare
-    against the same old champion and then promote in the wrong order. Dagster's pool does not
-    guarantee that (two processes were seen to claim its single SQLite-backed slot at once)."""
-    with FileLock(_gate_lock_path(tracking_uri), timeout=600):
-        return _gate(tracking_uri, version, snapshot, roc_auc, churned, validation_inputs, tolerance)
-
-
-def _gate_lock_path(tracking_uri: str) -> str:
-    """Next to a SQLite store; in the temp folder, named after the URI, for any other store."""
-    if tracking_uri.startswith("sqlite:///"):
-        return tracking_uri.removeprefix("sqlite:///") + ".champion.lock"
-    digest = hashlib.sha256(tracking_uri.encode()).hexdigest()[:16]
-    return str(Path(tempfile.gettempdir()) / f"churn_assets-{digest}.champion.lock")
-
-
-def _gate(tracking_uri, version, snapshot, roc_auc, churned, validation_inputs, tolerance) -> tuple[GateDecision, dict]:
-    current = champion(tracking_uri)
-    champion_snapshot = champion_auc = None
-    compared = {}
-    if current is not None:
-        champion_snapshot = date.fromisoformat(current.tags["snapshot"])
-        compared = {"champion_version": current.version, "champion_snapshot": champion_snapshot.isoformat()}
-        if champion_snapshot <= snapshot:
-            model = load_model(tracking_uri, current.version)
-            champion_auc = float(roc_auc_score(churned, model.predict_proba(validation_inputs)[:, 1]))
-            compared["champion_roc_auc_same_validation"] = champion_auc
-    decision = champion_decision(snapshot, roc_auc, champion_snapshot, champion_auc, tolerance)
-    record_gate(tracking_uri, version, decision.passed)
-    if decision.promote:
-        promote(tracking_uri, version)
-    compared["champion_after"] = version if decision.promote else (current.version if current else "none")
-    return decision, compared
-
-
-def promote(tracking_uri: str, version: str) -> None:
-    client_for(tracking_uri).set_registered_model_alias(MODEL_NAME, CHAMPION, version)
 
 
 # A registered version and its run's artifacts never change, so a process keeps the few it last

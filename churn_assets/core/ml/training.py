@@ -11,7 +11,7 @@ from datetime import date
 
 import pandas as pd
 
-from churn_assets.core.ml import registry
+from churn_assets.core.ml import promotion, registry
 from churn_assets.core.ml.champion import ChampionCard
 from churn_assets.core.ml.drift import drift_report, reference_profile
 from churn_assets.core.ml.explain import REASON_FEATURES, typical_values
@@ -122,7 +122,7 @@ def train_and_register(settings, data: TrainingData, tags: dict[str, str], plots
             "dropped_features": dropped_features_table(result.dropped_features),
         },
     )
-    decision, gate_metadata = registry.apply_champion_gate(
+    decision, gate_metadata = promotion.apply_champion_gate(
         settings.mlflow_tracking_uri, logged.version, data.window.model_snapshot, result.best.metrics["roc_auc"],
         result.validation_churned, x_valid, settings.champion_tolerance,
     )

@@ -13,7 +13,7 @@ from churn_assets.core.gold.action_effects import action_effects_schema, effects
 from churn_assets.core.plots import png_bytes, qini_figure
 from churn_assets.core.silver.snapshot_inputs import labelled_offset_months
 from churn_assets.core.gold.uplift import matured_contacts_sql as matured_customers_sql
-from churn_assets.core.gold.uplift import uplift_validation_schema, validate_out_of_time
+from churn_assets.core.gold.uplift_validation import uplift_validation_schema, validate_out_of_time
 from churn_assets.core.warehouse import query_frame, table_exists
 from churn_assets.lib.automation import learn_from_campaigns
 from churn_assets.lib.config import EFFECT_KNOBS, knobs_config, with_knobs
@@ -22,7 +22,7 @@ from churn_assets.lib.keys import ACTION_EFFECTS, CAMPAIGN_CONTACTS, CHURN_LABEL
 from churn_assets.lib.metadata import column_schema, dagster_type, images
 from churn_assets.lib.partitions import snapshot_partitions
 from churn_assets.lib.resources import DUCKDB_POOL
-from churn_assets.lib.staleness import record_contacts_digests
+from churn_assets.lib.campaign_staleness import record_contacts_digests
 from churn_assets.settings import Settings
 
 # Every campaign ever matured counts: twenty years of months back is all there is.

@@ -49,7 +49,7 @@ from churn_assets.lib.keys import (
 from churn_assets.lib.metadata import column_schema, dagster_type, preview
 from churn_assets.lib.partitions import snapshot_partitions
 from churn_assets.lib.resources import DUCKDB_POOL
-from churn_assets.lib.staleness import CAMPAIGNS_KEY, record_contacts_digests
+from churn_assets.lib.campaign_staleness import CAMPAIGNS_KEY, record_contacts_digests
 from churn_assets.settings import Settings
 
 SAMPLE_RATIO = "sample_ratio"

@@ -1,4 +1,6 @@
-"""``churn-assets bench``: the whole pipeline on N generated transactions, timed per step.
+"""The whole pipeline on N generated transactions, timed per step, orchestrated and as a plain script.
+
+    python -m benchmarks.bench --transactions 1000000 [--tables-only] [--workdir DIR]
 
 Generates the data once, then runs each mode in a child process of its own, on its own copy of
 the landing folder, so each starts cold and its peak memory is its own process tree's:
@@ -7,9 +9,10 @@ the landing folder, so each starts cold and its peak memory is its own process t
   for every snapshot, then model, predictions, value, plan and summary for every snapshot with
   data), through a real Dagster instance, the DuckDB IO manager and MLflow. Step times come from
   the instance's event log.
-- ``plain``: ``churn_assets.plain``, the same work through the same core functions with no Dagster.
+- ``plain``: ``benchmarks.plain_pipeline``, the same work through the same core functions with no
+  Dagster.
 
-With ``tables_only`` both stop after the tables computed inside DuckDB (bronze, silver, features
+With ``--tables-only`` both stop after the tables computed inside DuckDB (bronze, silver, features
 and labels): the data path whose memory must stay flat as the data grows.
 """
 
@@ -22,85 +25,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-import psutil
+from churn_assets.cli import positive_int
+from benchmarks.bench_results import MODES, ModeResult, PeakTreeMemory, StepTime, format_results, step_times
 
-MODES = ("orchestrated", "plain")
-# Step keys that are op names rather than asset keys, by the table the plain pipeline times for them.
-STEP_NAMES = {"silver_transactions": "silver.transactions"}
+REPOSITORY = Path(__file__).resolve().parents[1]
+
 # The generator's default mix (24 months): 232,594 transactions for 20,000 customers.
 TRANSACTIONS_PER_CUSTOMER = 232_594 / 20_000
-
-
-@dataclass
-class StepTime:
-    step: str
-    seconds: float
-    rows: int | None = None
-    # (start, end) wall-clock times of each time the step ran, to find its peak memory
-    spans: list[tuple[float, float]] = field(default_factory=list)
-    peak_rss_mb: float | None = None
-
-
-@dataclass
-class ModeResult:
-    mode: str
-    seconds: float
-    snapshot: str
-    steps: list[StepTime] = field(default_factory=list)
-    peak_rss_mb: float = 0.0
-
-    @classmethod
-    def from_json(cls, text: str) -> ModeResult:
-        raw = json.loads(text)
-        raw["steps"] = [StepTime(**{**s, "spans": [tuple(x) for x in s["spans"]]}) for s in raw["steps"]]
-        return cls(**raw)
-
-
-class PeakTreeMemory:
-    """Samples the resident memory of a process and all its descendants every ``interval`` s,
-    keeping every (wall-clock time, bytes) sample so a step's peak can be read afterwards."""
-
-    def __init__(self, pid: int, interval: float = 0.1):
-        self.pid, self.interval, self.peak_bytes = pid, interval, 0
-        self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def __enter__(self) -> PeakTreeMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def peak_between(self, spans: list[tuple[float, float]]) -> float | None:
-        """Peak MB of the samples taken inside any of ``spans``; None when none was."""
-        inside = [b for t, b in self.samples if any(start <= t <= end for start, end in spans)]
-        return max(inside) / 2**20 if inside else None
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            try:
-                root = psutil.Process(self.pid)
-                tree = [root, *root.children(recursive=True)]
-                total = 0
-                for process in tree:
-                    try:
-                        total += process.memory_info().rss
-                    except psutil.Error:  # a child that ended between listing and reading
-                        pass
-                self.peak_bytes = max(self.peak_bytes, total)
-                self.samples.append((time.time(), total))
-            except psutil.Error:
-                return
-            self._stop.wait(self.interval)
 
 
 def customers_for(transactions: int) -> int:
@@ -182,9 +118,12 @@ def _run_child(mode: str, root: Path, landing: Path, echo, tables_only: bool = F
         shutil.rmtree(home)
     _link_tree(landing, home / "landing")
     output = root / f"{mode}.json"
-    env = {**os.environ, "CHURN_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+    env = {
+        **os.environ, "CHURN_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
+        "PYTHONPATH": os.pathsep.join(filter(None, (str(REPOSITORY), os.environ.get("PYTHONPATH")))),
+    }
     echo(f"Running the {mode} pipeline ...")
-    command = [sys.executable, "-m", "churn_assets.bench", "--child", mode, "--output", str(output)]
+    command = [sys.executable, "-m", "benchmarks.bench", "--child", mode, "--output", str(output)]
     command += ["--tables-only"] if tables_only else []
     process = subprocess.Popen(command, env=env)
     with PeakTreeMemory(process.pid) as memory:
@@ -211,50 +150,14 @@ def _link_tree(source: Path, target: Path) -> None:
     shutil.copytree(source, target, copy_function=link)
 
 
-def format_results(results: list[ModeResult], transactions: int) -> str:
-    """Per-step table with one column per mode, totals, memory and the orchestration ratio."""
-    import pandas as pd
-
-    columns = {}
-    for result in results:
-        seconds = pd.Series({s.step: s.seconds for s in result.steps}, dtype=float)
-        columns[f"{result.mode} s"] = seconds
-    table = pd.DataFrame(columns)
-    rows = {}
-    for result in results:
-        rows.update({s.step: s.rows for s in result.steps if s.rows is not None})
-    table["rows"] = pd.Series(rows, dtype="Int64")
-    for result in results:
-        table[f"{result.mode} peak MB"] = pd.Series(
-            {s.step: s.peak_rss_mb for s in result.steps if s.peak_rss_mb is not None}, dtype=float
-        )
-    lines = [
-        f"\nWhole pipeline on {transactions:,} transactions ({os.cpu_count()} cores, "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GB), newest snapshot "
-        f"{results[0].snapshot if results else '-'}:",
-        table.to_string(float_format=lambda v: f"{v:,.1f}", na_rep=""),
-        "",
-    ]
-    for result in results:
-        lines.append(
-            f"{result.mode:>12}: total {result.seconds:,.1f} s, peak memory {result.peak_rss_mb:,.0f} MB, "
-            f"{transactions / result.seconds:,.0f} transactions/s, {result.seconds / transactions * 1e6:.1f} s per million"
-        )
-    by_mode = {r.mode: r for r in results}
-    if set(by_mode) == set(MODES):
-        ratio = by_mode["orchestrated"].seconds / by_mode["plain"].seconds
-        lines.append(f"orchestrated / plain: {ratio:.2f}x")
-    return "\n".join(lines)
-
-
 # -- child processes -------------------------------------------------------------------------
 
 
 def _child(mode: str, output: Path, tables_only: bool = False) -> int:
-    from churn_assets.cli import _quiet_mlflow
+    from churn_assets.commands import quiet_mlflow
     from churn_assets.settings import Settings
 
-    _quiet_mlflow()
+    quiet_mlflow()
     settings = Settings.from_env()
     started = time.perf_counter()
     result = _orchestrated(settings, tables_only) if mode == "orchestrated" else _plain(settings, tables_only)
@@ -264,7 +167,7 @@ def _child(mode: str, output: Path, tables_only: bool = False) -> int:
 
 
 def _plain(settings, tables_only: bool = False) -> ModeResult:
-    from churn_assets.plain import run_plain_pipeline
+    from benchmarks.plain_pipeline import run_plain_pipeline
 
     steps: dict[str, StepTime] = {}
 
@@ -288,7 +191,7 @@ def _plain(settings, tables_only: bool = False) -> ModeResult:
 def _orchestrated(settings, tables_only: bool = False) -> ModeResult:
     import dagster as dg
 
-    from churn_assets.cli import ensure_dagster_home
+    from churn_assets.commands import ensure_dagster_home
     from churn_assets.lib.keys import WAREHOUSE_TABLES
     from churn_assets.runner import run_pipeline
 
@@ -303,41 +206,46 @@ def _orchestrated(settings, tables_only: bool = False) -> ModeResult:
     return ModeResult("orchestrated", 0.0, newest, steps)
 
 
-def step_times(instance) -> list[StepTime]:
-    """Wall time and rows written of every step of every run in ``instance``, summed by step."""
-    import dagster as dg
-
-    seconds: dict[str, float] = {}
-    rows: dict[str, int] = {}
-    spans: dict[str, list[tuple[float, float]]] = {}
-    for record in instance.get_run_records():
-        started: dict[str, float] = {}
-        for entry in instance.all_logs(record.dagster_run.run_id):
-            event = entry.dagster_event
-            if event is None or entry.step_key is None:
-                continue
-            name = STEP_NAMES.get(entry.step_key, entry.step_key.replace("__", "."))
-            if event.event_type == dg.DagsterEventType.STEP_START:
-                started[name] = entry.timestamp
-            elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-                start = started.pop(name)
-                seconds[name] = seconds.get(name, 0.0) + entry.timestamp - start
-                spans.setdefault(name, []).append((start, entry.timestamp))
-            elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
-                metadata = event.event_specific_data.materialization.metadata
-                count = metadata.get("dagster/row_count") or metadata.get("dagster/partition_row_count")
-                if count is not None:
-                    rows[name] = rows.get(name, 0) + int(count.value)
-    return [StepTime(name, value, rows.get(name), spans[name]) for name, value in seconds.items()]
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench",
+        description="time the whole pipeline on N generated transactions, orchestrated and as a plain script",
+    )
+    parser.add_argument("--transactions", type=positive_int, default=100_000, help="about N transactions (default 100000)")
+    parser.add_argument("--mode", choices=("both", *MODES), default="both")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep data and results here (default: a temp folder, removed)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default $CHURN_SEED)")
+    parser.add_argument(
+        "--tables-only", action="store_true",
+        help="stop after the tables computed inside DuckDB (bronze, silver, features, labels)",
+    )
+    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)  # one mode, in its own process
+    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="one benchmark mode, run by `churn-assets bench`")
-    parser.add_argument("--child", choices=MODES, required=True)
-    parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--tables-only", action="store_true")
-    args = parser.parse_args(argv)
-    return _child(args.child, args.output, args.tables_only)
+    args = _arguments(argv)
+    if args.child:
+        return _child(args.child, args.output, args.tables_only)
+    from churn_assets.settings import Settings, SettingsError
+
+    if args.workdir is not None and args.workdir.exists() and not args.workdir.is_dir():
+        print(f"bench: --workdir {args.workdir} is a file, not a folder", file=sys.stderr)
+        return 2
+    try:
+        seed = Settings.from_env().seed if args.seed is None else args.seed
+    except SettingsError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    modes = MODES if args.mode == "both" else (args.mode,)
+    try:
+        run_bench(args.transactions, modes, args.workdir, args.keep, seed, tables_only=args.tables_only)
+    except RuntimeError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from churn_assets.core import tables
 from churn_assets.core.gold.action_effects import learned_effects, matured_contacts_sql
 from churn_assets.core.gold.plan_effects import plan_effects
 from churn_assets.core.gold.uplift import matured_contacts_sql as matured_customers_sql
-from churn_assets.core.gold.uplift import uplift_validation_schema, validate_out_of_time
+from churn_assets.core.gold.uplift_validation import uplift_validation_schema, validate_out_of_time
 from churn_assets.core.ingestion.bronze import ingest_landed_file
 from churn_assets.core.silver.campaign_contacts import (
     contact_quarantine_schema,
