@@ -219,11 +219,18 @@ def report(args, settings: Settings) -> int:
 
 @contextmanager
 def read_only_warehouse(settings: Settings):
-    """A read-only DuckDB connection to the warehouse, or ``ChurnError`` saying why there is none."""
+    """A read-only DuckDB connection to the warehouse (with ``CHURN_ENGINE=spark``, the Spark
+    warehouse, which takes the same SQL), or ``ChurnError`` saying why there is none."""
     import duckdb
 
-    if not settings.warehouse_path.exists():
-        raise ChurnError(f"no warehouse at {settings.warehouse_path}; run `churn-assets run` first")
+    if not settings.warehouse_location.exists():
+        raise ChurnError(f"no warehouse at {settings.warehouse_location}; run `churn-assets run` first")
+    if settings.engine == "spark":
+        from churn_assets.lib.resources import build_resources
+
+        with build_resources(settings)["warehouse"].get_connection() as warehouse:
+            yield warehouse
+        return
     try:
         connection = duckdb.connect(str(settings.warehouse_path), read_only=True)
     except duckdb.Error as exc:

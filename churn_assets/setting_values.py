@@ -18,6 +18,7 @@ class SettingsError(ChurnError):
 # DuckDB's size units; anything else would reach DuckDB's SET statement unchecked.
 _MEMORY_SIZE = re.compile(r"[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 EFFECT_SOURCES = ("measured", "uplift", "assumed")
+ENGINES = ("duckdb", "spark")
 
 
 def check_settings(settings) -> None:
@@ -46,6 +47,8 @@ def check_settings(settings) -> None:
         raise SettingsError(f"CHURN_CONTROL_SHARE must be in [0, 1), got {settings.control_share}")
     if settings.effect_source not in EFFECT_SOURCES:
         raise SettingsError(f"CHURN_EFFECT_SOURCE must be one of {', '.join(EFFECT_SOURCES)}, got {settings.effect_source!r}")
+    if settings.engine not in ENGINES:
+        raise SettingsError(f"CHURN_ENGINE must be one of {', '.join(ENGINES)}, got {settings.engine!r}")
     if not settings.effect_prior_sd > 0:
         raise SettingsError(f"CHURN_EFFECT_PRIOR_SD must be positive, got {settings.effect_prior_sd}")
     if not settings.segment_effect_sd > 0:

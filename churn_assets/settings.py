@@ -148,6 +148,20 @@ class Settings:
         "Memory DuckDB may use per process before it spills to disk next to the warehouse (e.g. 4GB, 512MB).",
     )
 
+    engine: str = _setting(
+        "duckdb", "CHURN_ENGINE",
+        "Engine of the set-based tables (bronze, silver, features, labels): duckdb (one file) or spark "
+        "(Parquet folders, computed by Spark). Read when the definitions load.",
+    )
+    spark_master: str = _setting(
+        "local[2]", "CHURN_SPARK_MASTER",
+        "Where Spark runs with CHURN_ENGINE=spark: local[N] on this machine, sc://host:15002 for a "
+        "Spark Connect server, or yarn / k8s://... as spark-submit takes it.",
+    )
+    spark_driver_memory: str = _setting(
+        "2g", "CHURN_SPARK_DRIVER_MEMORY", "Memory of the Spark driver (and of local mode's one JVM), e.g. 2g."
+    )
+
     @property
     def duckdb_config(self) -> dict[str, str]:
         """DuckDB connection settings every connection to the warehouse in a process shares."""
@@ -244,6 +258,16 @@ class Settings:
     def mlflow_artifact_root(self) -> Path:
         """Where MLflow stores plots and models; without it MLflow writes ./mlruns in the working directory."""
         return (self.churn_home / "mlartifacts").resolve()
+
+    @property
+    def spark_warehouse_path(self) -> Path:
+        """Folder of the Parquet tables when ``CHURN_ENGINE=spark``."""
+        return self.churn_home / "spark-warehouse"
+
+    @property
+    def warehouse_location(self) -> Path:
+        """Where this engine's tables are: the DuckDB file, or the Spark warehouse folder."""
+        return self.spark_warehouse_path if self.engine == "spark" else self.warehouse_path
 
     @property
     def dagster_home(self) -> Path:

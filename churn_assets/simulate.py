@@ -13,9 +13,9 @@ from datetime import date
 from typing import Callable
 
 import dagster as dg
-import duckdb
 import pandas as pd
 
+from churn_assets.commands import read_only_warehouse
 from churn_assets.core import tables
 from churn_assets.core.errors import ChurnError
 from churn_assets.core.sample.generate import SampleData
@@ -77,7 +77,7 @@ def simulate(settings: Settings, months: int, instance: dg.DagsterInstance | Non
         truth = read_parquet(truth_path)
         if "effect_discount_voucher" not in truth:
             raise ChurnError("the truth holds no true action effects: generate with campaign contacts (the default sources)")
-        with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+        with read_only_warehouse(settings) as connection:
             snapshot = _newest_plan(connection)
             valued = plan_report(connection, truth, settings, snapshot)
             plan = query_frame(connection, f"select customer_id, action, is_control from {tables.GOLD_RETENTION_ACTIONS} where snapshot_date = date '{snapshot}'")
@@ -131,7 +131,7 @@ def _result(settings: Settings, snapshot: str, valued, contacts: pd.DataFrame, t
         snapshot, int((~contacts["is_control"]).sum()), int(contacts["is_control"].sum()), valued.effect_source.split(":")[0],
         realised("measured effects"), realised("assumed effects"), realised("uplift model"),
     )
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+    with read_only_warehouse(settings) as connection:
         if not table_exists(connection, "gold", "campaign_outcomes"):
             return result
         newest = query_frame(connection, f"select * from {tables.GOLD_CAMPAIGN_OUTCOMES} where action = 'all' order by snapshot_date desc limit 1")

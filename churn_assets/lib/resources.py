@@ -1,9 +1,10 @@
-"""Resources: the DuckDB warehouse IO manager and a DuckDB SQL resource."""
+"""Resources: the warehouse IO manager and the warehouse SQL resource, on DuckDB or on Spark."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -14,7 +15,7 @@ from dagster_duckdb import DuckDBResource
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement, _partition_where_clause
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 
-from churn_assets.core.table_query import TableQuery, write_table_query
+from churn_assets.core.table_query import TableQuery, WrittenTable, write_table_query
 from churn_assets.core.warehouse import insert_by_name, table_exists
 from churn_assets.settings import Settings
 
@@ -52,9 +53,14 @@ class _TransactionalDuckDbClient(DuckDbClient):
             connection.commit()
 
 
-def _written(context: dg.OutputContext, name: str, rows: int) -> dict:
+def storage_kind(settings: Settings) -> str:
+    """The kind an asset shows for where its table lives: ``duckdb`` or ``spark``."""
+    return settings.engine
+
+
+def written_metadata(context: dg.OutputContext, name: str, rows: int, kind: str = "duckdb") -> dict:
     """Where the rows went and how many, for the materialization."""
-    metadata = {**TableMetadataSet(storage_kind="duckdb"), "dagster/table_name": name}
+    metadata = {**TableMetadataSet(storage_kind=kind), "dagster/table_name": name}
     if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
         # Metadata here lands on every partition of the range, so a row count would claim the
         # whole range's rows for each one; the asset adds each partition's own count.
@@ -68,7 +74,7 @@ def _write_arrow(context: dg.OutputContext, table_slice: TableSlice, table: pa.T
     are no rows."""
     name = f"{table_slice.schema}.{table_slice.table}"
     insert_by_name(connection, name, table)
-    return _written(context, name, table.num_rows)
+    return written_metadata(context, name, table.num_rows)
 
 
 class _WarehousePandasTypeHandler(DuckDBPandasTypeHandler):
@@ -83,6 +89,18 @@ class _WarehousePandasTypeHandler(DuckDBPandasTypeHandler):
         return _write_arrow(context, table_slice, pa.Table.from_pandas(obj, preserve_index=False), connection)
 
 
+def table_query_metadata(query: TableQuery, result: WrittenTable) -> dict:
+    """How a ``TableQuery``'s rows were checked, and its summaries, for the materialization."""
+    checked = (
+        f"{len(result.checks)} SQL checks from the schema {query.schema.name!r}, all passed" if query.check
+        else f"validated by the Pandera schema {query.schema.name!r} one file or month at a time, before staging"
+    )
+    metadata = {"schema_checks": dg.MetadataValue.text(checked)}
+    for title, frame in result.summaries.items():
+        metadata[title] = dg.MetadataValue.md(frame.to_markdown(index=False) if len(frame) else "_no rows_")
+    return metadata
+
+
 class _TableQueryTypeHandler(DbTypeHandler[TableQuery]):
     """Tables whose rows stay in DuckDB: the query runs inside the warehouse, in the transaction
     that removed the slice's old rows, and the schema's SQL checks run on the new rows before it
@@ -92,14 +110,7 @@ class _TableQueryTypeHandler(DbTypeHandler[TableQuery]):
         name = f"{table_slice.schema}.{table_slice.table}"
         written = _partition_where_clause(table_slice.partition_dimensions) if table_slice.partition_dimensions else None
         result = write_table_query(connection, name, obj, written)
-        checked = (
-            f"{len(result.checks)} SQL checks from the schema {obj.schema.name!r}, all passed" if obj.check
-            else f"validated by the Pandera schema {obj.schema.name!r} one file or month at a time, before staging"
-        )
-        metadata = {**_written(context, name, result.rows), "schema_checks": dg.MetadataValue.text(checked)}
-        for title, frame in result.summaries.items():
-            metadata[title] = dg.MetadataValue.md(frame.to_markdown(index=False) if len(frame) else "_no rows_")
-        return metadata
+        return {**written_metadata(context, name, result.rows), **table_query_metadata(obj, result)}
 
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> TableQuery:
         raise TypeError(f"{table_slice.table} stays in the warehouse: read it with SQL or load it as a DataFrame")
@@ -127,11 +138,44 @@ class WarehouseIOManager(DuckDBPandasIOManager):
         )
 
 
+class WarehouseResource(dg.ConfigurableResource):
+    """SQL on the warehouse: a DuckDB connection, or with ``engine`` spark a ``SparkWarehouse``
+    that takes the same SQL (see ``core/spark``)."""
+
+    engine: str = "duckdb"
+    database: str = ""
+    connection_config: dict[str, str] = {}
+    spark_root: str = ""
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "2g"
+
+    @contextmanager
+    def get_connection(self):
+        if self.engine == "spark":
+            from churn_assets.core.spark.warehouse import SparkWarehouse, spark_session
+
+            session = spark_session(self.spark_master, self.spark_driver_memory)
+            with SparkWarehouse(session, Path(self.spark_root)) as warehouse:
+                yield warehouse
+        else:
+            with DuckDBResource(database=self.database, connection_config=self.connection_config).get_connection() as connection:
+                yield connection
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     """Resources for Definitions and for tests, all pointing at ``settings.churn_home``."""
     settings.churn_home.mkdir(parents=True, exist_ok=True)
+    if settings.engine == "spark":
+        from churn_assets.lib.spark_io import SparkWarehouseIOManager
+
+        spark = {"spark_root": str(settings.spark_warehouse_path), "spark_master": settings.spark_master,
+                 "spark_driver_memory": settings.spark_driver_memory}
+        return {
+            "io_manager": SparkWarehouseIOManager(**spark),
+            "warehouse": WarehouseResource(engine="spark", **spark),
+        }
     database = str(settings.warehouse_path)
     return {
         "io_manager": WarehouseIOManager(database=database, connection_config=settings.duckdb_config),
-        "warehouse": DuckDBResource(database=database, connection_config=settings.duckdb_config),
+        "warehouse": WarehouseResource(database=database, connection_config=settings.duckdb_config),
     }

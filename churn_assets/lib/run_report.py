@@ -31,7 +31,7 @@ class PipelineReport:
         return not self.failures
 
     def summary(self) -> str:
-        lines = [f"\nDone in {self.seconds:.1f} s. Warehouse: {self.settings.warehouse_path}"]
+        lines = [f"\nDone in {self.seconds:.1f} s. Warehouse: {self.settings.warehouse_location}"]
         try:
             counts, plan = table_row_counts(self.settings), newest_plan_summary(self.settings)
         except duckdb.Error as exc:  # held by another process, say: the problems below still print
@@ -49,7 +49,7 @@ class PipelineReport:
 
 def newest_plan_summary(settings: Settings) -> list[str]:
     """The retention summary of the newest planned snapshot, as console lines (empty before any plan)."""
-    if not settings.warehouse_path.exists():
+    if not settings.warehouse_location.exists():
         return []
     with warehouse_connection(settings) as connection:
         if not table_exists(connection, "gold", "retention_summary"):
@@ -73,7 +73,7 @@ def warehouse_connection(settings: Settings):
 
 def table_row_counts(settings: Settings) -> dict[str, int]:
     """Row count of every table in the warehouse, by schema.table."""
-    if not settings.warehouse_path.exists():
+    if not settings.warehouse_location.exists():
         return {}
     with warehouse_connection(settings) as connection:
         tables = connection.execute(

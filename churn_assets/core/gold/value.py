@@ -17,6 +17,7 @@ from scipy.stats import spearmanr
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.metrics import mean_absolute_error
 
+from churn_assets.core.ingestion.sources import seeded_draw_sql
 from churn_assets.core.silver.labels import data_through_sql
 from churn_assets.core.ml.candidates import NUMERIC_FEATURES, informative_features, model_inputs
 from churn_assets.core.ml.training_window import NotEnoughHistory, TrainingWindow, training_window
@@ -32,10 +33,10 @@ def realised_value_sql(
 ) -> str:
     """Feature rows of ``snapshots`` with the net revenue each customer realised in [S, S + value
     horizon) and whether they were retained (ordered in [S, S + churn horizon)); at most
-    ``max_rows``, drawn by a seeded hash."""
+    ``max_rows``, drawn by a seeded hash (``seeded_draw_sql``)."""
     listed = ", ".join(f"date '{s.isoformat()}'" for s in snapshots) or "null"
     order = (
-        f"hash(customer_id, snapshot_date, {int(seed)}), customer_id" if max_rows else "snapshot_date, customer_id"
+        f"{seeded_draw_sql(seed, 'customer_id', 'snapshot_date')}, customer_id" if max_rows else "snapshot_date, customer_id"
     )
     # The customers are drawn on the key columns first, so only their orders are summed and only
     # their feature rows are read whole (grouping every feature row of a year of snapshots by all

@@ -75,6 +75,26 @@ def customer_id_sql(text: str) -> str:
     return f"regexp_replace(trim({text}), '^([0-9]+)\\.0+$', '\\1')"
 
 
+def cents_sql(value: str) -> str:
+    """SQL rounding ``value`` to cents, half away from zero, as the amount reads in decimal: 1.005
+    is 1.01 (the double nearest 1.005 lies just below it, so rounding the double gives 1.00, and
+    engines disagree on that). Null beyond 29 digits, which no amount in range reaches."""
+    return f"cast(round(try_cast({value} as decimal(38, 9)), 2) as double)"
+
+
+def seeded_draw_sql(seed: int, *columns: str) -> str:
+    """SQL ordering rows by a seeded hash of ``columns`` (text or timestamps), the same on every
+    engine: an md5 of their text, since each engine's own ``hash`` differs."""
+    parts = " || '|' || ".join(
+        f"strftime({c}, '%Y-%m-%d %H:%M:%S')" if c.endswith(("_date", "_ts")) else f"cast({c} as varchar)" for c in columns
+    )
+    return f"md5({parts} || '|{int(seed)}')"
+
+
+# Earliest and latest timestamps every engine holds, for open ends of validity spans.
+BEFORE_ALL_TIME, AFTER_ALL_TIME = "timestamp '0001-01-01 00:00:00'", "timestamp '9999-12-31 23:59:59'"
+
+
 # A clock time (not a bare date, whose '-05' is no offset) followed by a UTC offset or Z.
 _OFFSET_AFTER_TIME = r"[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from churn_assets.core.ingestion.sources import seeded_draw_sql
 from churn_assets.core.tables import SILVER_CHURN_LABELS, SILVER_CUSTOMER_FEATURES
 
 
@@ -63,7 +64,7 @@ def labelled_features_sql(
         """
     # The sample is drawn on the two key columns; only the rows drawn are read whole (sorting
     # every wide row of a year of snapshots took 5.1 s at ten million transactions; this 2.7 s).
-    order = f"hash(customer_id, snapshot_date, {int(seed)}), customer_id, snapshot_date"
+    order = f"{seeded_draw_sql(seed, 'customer_id', 'snapshot_date')}, customer_id, snapshot_date"
     return f"""
         with drawn as (
             select snapshot_date, customer_id, l.churned

@@ -12,7 +12,14 @@ from datetime import date
 import pandas as pd
 import pandera.pandas as pandera
 
-from churn_assets.core.ingestion.sources import TimestampRules, customer_id_sql, timestamp_sql
+from churn_assets.core.ingestion.sources import (
+    AFTER_ALL_TIME,
+    BEFORE_ALL_TIME,
+    TimestampRules,
+    cents_sql,
+    customer_id_sql,
+    timestamp_sql,
+)
 from churn_assets.core.table_query import TableQuery
 from churn_assets.core.warehouse import coerce_except_timestamps, query_frame, table_exists
 from churn_assets.core.tables import BRONZE_CUSTOMERS, BRONZE_WEB_SESSIONS, SILVER_TRANSACTIONS
@@ -78,9 +85,9 @@ def feature_inputs_sql(
                case when not is_refund then order_ts end as purchase_ts,
                case when not is_refund then amount::decimal(18, 2) end as purchase_amount,
                case when is_refund then amount::decimal(18, 2) end as refund_amount,
-               case when not is_refund then date_diff('second', lag(order_ts) over (
+               case when not is_refund then (epoch_us(order_ts) - epoch_us(lag(order_ts) over (
                    partition by customer_id, is_refund order by order_ts, order_id
-               ), order_ts) end as gap_seconds,
+               ))) // 1000000 end as gap_seconds,
                case when product_category is not null and row_number() over (
                    partition by customer_id, product_category order by order_ts, order_id
                ) = 1 then 1 end as first_in_category
@@ -91,11 +98,11 @@ def feature_inputs_sql(
     # is before the snapshot (valid_after < S <= valid_through), so no snapshot ranks rows again.
     typed_customers = (
         f"""select customer_id, segment, loyalty_points, marketing_opt_in,
-                   coalesce(signup_ts, timestamp '-infinity') as valid_after,
-                   coalesce(min(coalesce(signup_ts, timestamp '-infinity')) over (
+                   coalesce(signup_ts, {BEFORE_ALL_TIME}) as valid_after,
+                   coalesce(min(coalesce(signup_ts, {BEFORE_ALL_TIME})) over (
                        partition by customer_id order by _ingested_at desc, _source_file desc, _row_number desc
                        rows between unbounded preceding and 1 preceding
-                   ), timestamp 'infinity') as valid_through
+                   ), {AFTER_ALL_TIME}) as valid_through
             from (
                 select {customer_id} as customer_id,
                        nullif(trim(segment), '') as segment,
@@ -129,6 +136,11 @@ def feature_inputs_statements(connection, timestamps: TimestampRules = Timestamp
         timestamps=timestamps,
     )
     return tuple(f"create or replace temp table {name} as {sql}" for name, sql in sources.items())
+
+
+def _days_between(earlier: str, later: str) -> str:
+    """Days from ``earlier`` to ``later`` with their fractions, from whole microseconds."""
+    return f"(epoch_us({later}) - epoch_us({earlier}))::double / 86400000000"
 
 
 def customer_features_sql(
@@ -184,25 +196,25 @@ def customer_features_sql(
         session_activity as (
             select customer_id,
                    count(*) filter (where ts >= {s} - interval 30 day) as sessions_30d,
-                   date_diff('day', max(ts), {s}) as days_since_last_session
+                   date_diff('day', cast(max(ts) as date), cast({s} as date)) as days_since_last_session
             from feature_sessions where ts < {s} group by 1
         ),
         gap_statistics as (
             -- mean and sample standard deviation of the gaps, in days, from exact integer sums
             select customer_id,
-                   gap_sum / nullif(gaps, 0) / 86400.0 as mean_gap,
+                   gap_sum::double / nullif(gaps, 0) / 86400 as mean_gap,
                    case when gaps > 1 then sqrt(
                        (gaps * gap_square_sum - gap_sum * gap_sum)::double / (gaps * (gaps - 1))
-                   ) / 86400.0 end as std_gap
+                   ) / 86400 end as std_gap
             from per_customer
         )
         select {s} as snapshot_date,
                p.customer_id,
-               date_diff('second', p.last_order_ts, {s}) / 86400.0 as recency_days,
+               {_days_between('p.last_order_ts', s)} as recency_days,
                p.frequency,
                p.monetary::double as monetary,
-               round(p.avg_order_value, 2) as avg_order_value,
-               date_diff('second', p.first_order_ts, {s}) / 86400.0 as tenure_days,
+               {cents_sql('p.avg_order_value')} as avg_order_value,
+               {_days_between('p.first_order_ts', s)} as tenure_days,
                coalesce(r.orders_30d, 0) as orders_30d,
                coalesce(r.orders_90d, 0) as orders_90d,
                coalesce(r.orders_180d, 0) as orders_180d,
@@ -213,9 +225,9 @@ def customer_features_sql(
                coalesce(2 * r.spend_90d - r.spend_180d, 0)::double as spend_trend,
                g.mean_gap as mean_days_between_orders,
                g.std_gap as std_days_between_orders,
-               (date_diff('second', p.last_order_ts, {s}) / 86400.0) / nullif(g.mean_gap, 0) as overdue_ratio,
+               {_days_between('p.last_order_ts', s)} / nullif(g.mean_gap, 0) as overdue_ratio,
                p.distinct_categories,
-               p.refunded / nullif(p.gross, 0) as refund_share,
+               p.refunded::double / nullif(p.gross, 0)::double as refund_share,
                c.segment, c.loyalty_points, c.marketing_opt_in,
                coalesce(w.sessions_30d, 0) as sessions_30d,
                w.days_since_last_session,

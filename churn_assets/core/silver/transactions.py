@@ -7,7 +7,13 @@ every file: bronze rows = silver rows + merged lines + quarantined rows + droppe
 
 from __future__ import annotations
 
-from churn_assets.core.ingestion.sources import TRANSACTIONS, TimestampRules, customer_id_sql, timestamp_sql
+from churn_assets.core.ingestion.sources import (
+    TRANSACTIONS,
+    TimestampRules,
+    cents_sql,
+    customer_id_sql,
+    timestamp_sql,
+)
 from churn_assets.core.silver.schemas import (
     QUARANTINE_COLUMNS,
     quarantine_schema,
@@ -97,7 +103,7 @@ def classified_rows_sql(
             select _source_file, _row_number,
                 row_number() over invoice_in_order as line_rank,
                 count(*) over invoice as line_count,
-                round(sum(amount) over invoice, 2) as order_amount,
+                {cents_sql('sum(amount) over invoice')} as order_amount,
                 sum(quantity) over invoice as order_quantity,
                 min(order_ts) over invoice as order_first_ts,
                 min(_row_number) over invoice as first_line
@@ -109,7 +115,7 @@ def classified_rows_sql(
         orders as materialized (
             select t.order_id, t._source_file, t._row_number, t.customer_id,
                    coalesce(l.order_first_ts, t.order_ts) as order_first_ts,
-                   coalesce(l.order_amount, round(t.amount, 2)) as order_amount
+                   coalesce(l.order_amount, {cents_sql('t.amount')}) as order_amount
             from typed t left join lines l using (_source_file, _row_number)
             where t.invalid_reason is null and coalesce(l.line_rank, 1) = 1
         ),
@@ -128,7 +134,7 @@ def classified_rows_sql(
             -- are null only where its own are: a null quantity sum means every quantity is null)
             coalesce(l.line_rank, 1) as line_rank,
             coalesce(l.line_count, 1) as line_count,
-            coalesce(l.order_amount, round(t.amount, 2)) as order_amount,
+            coalesce(l.order_amount, {cents_sql('t.amount')}) as order_amount,
             coalesce(l.order_quantity, t.quantity) as order_quantity,
             coalesce(l.order_first_ts, t.order_ts) as order_first_ts,
             case

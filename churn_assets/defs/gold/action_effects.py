@@ -7,7 +7,6 @@ from datetime import date
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from churn_assets.core.gold.action_effects import action_effects_schema, effects_in_words, learned_effects, matured_contacts_sql
 from churn_assets.core.plots import png_bytes, qini_figure
@@ -21,7 +20,7 @@ from churn_assets.lib.failures import named_failure
 from churn_assets.lib.keys import ACTION_EFFECTS, CAMPAIGN_CONTACTS, CHURN_LABELS, CUSTOMER_FEATURES, UPLIFT_VALIDATION
 from churn_assets.lib.metadata import column_schema, dagster_type, images
 from churn_assets.lib.partitions import snapshot_partitions
-from churn_assets.lib.resources import DUCKDB_POOL
+from churn_assets.lib.resources import DUCKDB_POOL, WarehouseResource, storage_kind
 from churn_assets.lib.campaign_staleness import record_contacts_digests
 from churn_assets.settings import Settings
 
@@ -69,7 +68,7 @@ def _learning_asset(settings: Settings, key: dg.AssetKey, schema, description: s
             automation_condition=learn_from_campaigns(settings.churn_horizon_days),
             backfill_policy=dg.BackfillPolicy.single_run(),
         )
-        def _asset(context: dg.AssetExecutionContext, config: Config, warehouse: DuckDBResource) -> pd.DataFrame:
+        def _asset(context: dg.AssetExecutionContext, config: Config, warehouse: WarehouseResource) -> pd.DataFrame:
             with named_failure(context):
                 record_contacts_digests(context, settings.churn_horizon_days)
                 run_settings = with_knobs(settings, config)
@@ -93,7 +92,7 @@ def build_action_effects(settings: Settings) -> dg.AssetsDefinition:
         "Per plan month S, action and customer segment: the relative churn reduction measured against the "
         "control groups of every campaign whose churn horizon ended by S, with its interval, shrunk toward the "
         "catalogue's assumed effect (normal prior, CHURN_EFFECT_PRIOR_SD). Empty before any campaign matured.",
-        {"duckdb", "pandas", "scipy"}, _learn_effects,
+        {storage_kind(settings), "pandas", "scipy"}, _learn_effects,
     )
 
 
@@ -104,7 +103,7 @@ def build_uplift_validation(settings: Settings) -> dg.AssetsDefinition:
         "the campaigns matured by S) tested out-of-time on the newest of them, by the area under its Qini curve "
         "against the segment estimates, highest churn risk first and random targeting. CHURN_EFFECT_SOURCE="
         "uplift plans with the model for the actions where it beat the segment estimates.",
-        {"duckdb", "pandas", "scikitlearn"}, _validate_uplift,
+        {storage_kind(settings), "pandas", "scikitlearn"}, _validate_uplift,
     )
 
 

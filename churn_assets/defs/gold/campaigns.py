@@ -6,7 +6,6 @@ import warnings
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from churn_assets.core import tables
 from churn_assets.core.silver.campaign_contacts import (
@@ -48,7 +47,7 @@ from churn_assets.lib.keys import (
 )
 from churn_assets.lib.metadata import column_schema, dagster_type, preview
 from churn_assets.lib.partitions import snapshot_partitions
-from churn_assets.lib.resources import DUCKDB_POOL
+from churn_assets.lib.resources import DUCKDB_POOL, WarehouseResource, storage_kind
 from churn_assets.lib.campaign_staleness import CAMPAIGNS_KEY, record_contacts_digests
 from churn_assets.settings import Settings
 
@@ -79,7 +78,7 @@ def _contacts_asset(settings: Settings) -> dg.AssetsDefinition:
                 dagster_type=dagster_type(silver_contacts_schema()),
                 description="What each retention campaign executed: one row per campaign and customer contacted or held out.",
                 metadata={"dagster/column_schema": column_schema(silver_contacts_schema())},
-                kinds={"duckdb", "pandas"},
+                kinds={storage_kind(settings), "pandas"},
                 automation_condition=rebuild_when_stale(),
             ),
             "campaign_contacts_quarantine": dg.AssetOut(
@@ -87,7 +86,7 @@ def _contacts_asset(settings: Settings) -> dg.AssetsDefinition:
                 dagster_type=dagster_type(contact_quarantine_schema()),
                 description="Every landed contact row not in silver, with its reason: " + ", ".join(CONTACT_QUARANTINE_REASONS) + ".",
                 metadata={"dagster/column_schema": column_schema(contact_quarantine_schema())},
-                kinds={"duckdb", "pandas"},
+                kinds={storage_kind(settings), "pandas"},
                 automation_condition=rebuild_when_stale(),
             ),
         },
@@ -95,7 +94,7 @@ def _contacts_asset(settings: Settings) -> dg.AssetsDefinition:
         group_name="silver",
         pool=DUCKDB_POOL,
     )
-    def campaign_contacts(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+    def campaign_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         """Rebuilds both tables from all landed contacts in one classifying pass."""
         with named_failure(context):
             with warehouse.get_connection() as connection:
@@ -140,7 +139,7 @@ def _per_campaign(contacts: pd.DataFrame) -> pd.DataFrame:
     blocking=True,
     pool=DUCKDB_POOL,
 )
-def contact_row_accounting(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+def contact_row_accounting(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.get_connection() as connection:
         accounting = connection.execute(contact_accounting_sql(
             _bronze_contacts(connection), tables.SILVER_CAMPAIGN_CONTACTS, tables.SILVER_CAMPAIGN_CONTACTS_QUARANTINE
@@ -188,7 +187,7 @@ def _outcomes_asset(settings: Settings) -> dg.AssetsDefinition:
             "and in total, the uplift with its 95% interval and p-value, incremental customers, revenue, cost, net value "
             "and ROI, and the catalogue's expected saved revenue beside the measured one."
         ),
-        kinds={"duckdb", "pandas", "scipy"},
+        kinds={storage_kind(settings), "pandas", "scipy"},
         **_campaign_table(
             settings, CAMPAIGN_OUTCOMES, schema, [CAMPAIGN_CONTACTS, CHURN_LABELS, CUSTOMER_VALUE, CUSTOMER_FEATURES], [srm],
             settings.churn_horizon_days,
@@ -196,7 +195,7 @@ def _outcomes_asset(settings: Settings) -> dg.AssetsDefinition:
             needs=dg.AssetSelection.assets(CAMPAIGN_CONTACTS, CHURN_LABELS),
         ),
     )
-    def campaign_outcomes(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+    def campaign_outcomes(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         with named_failure(context):
             record_contacts_digests(context)
             frames, ratios = [], []
@@ -266,10 +265,10 @@ def _execution_asset(settings: Settings) -> dg.AssetsDefinition:
             "Per campaign with a plan for its snapshot: the plan's treated customers executed as planned, with another "
             "action or not at all, controls contacted against the plan, contacts outside the plan, and the coverage."
         ),
-        kinds={"duckdb", "pandas"},
+        kinds={storage_kind(settings), "pandas"},
         **_campaign_table(settings, CAMPAIGN_EXECUTION, schema, [CAMPAIGN_CONTACTS, RETENTION_ACTIONS], [coverage]),
     )
-    def campaign_execution(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+    def campaign_execution(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         with named_failure(context):
             record_contacts_digests(context)
             frames = []

@@ -8,7 +8,6 @@ from datetime import date
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from churn_assets.core.gold.action_effects import effects_in_words
 from churn_assets.core.silver.campaign_contacts import in_running_campaign
@@ -52,7 +51,7 @@ from churn_assets.lib.metadata import (
     table_query_type,
 )
 from churn_assets.lib.partitions import snapshot_partitions
-from churn_assets.lib.resources import DUCKDB_POOL
+from churn_assets.lib.resources import DUCKDB_POOL, WarehouseResource, storage_kind
 from churn_assets.settings import Settings
 
 
@@ -95,10 +94,10 @@ def _value_asset(settings: Settings) -> dg.AssetsDefinition:
             "= churn probability x that value. The value method is chosen by out-of-time error."
         ),
         deps=[CHURN_PREDICTIONS, CUSTOMER_FEATURES, SILVER_TRANSACTIONS],
-        kinds={"duckdb", "pandas", "scikitlearn"},
+        kinds={storage_kind(settings), "pandas", "scikitlearn"},
         **_snapshot_table(settings, CUSTOMER_VALUE, schema),
     )
-    def customer_value(context: dg.AssetExecutionContext, config: ValueConfig, warehouse: DuckDBResource) -> TableQuery:
+    def customer_value(context: dg.AssetExecutionContext, config: ValueConfig, warehouse: WarehouseResource) -> TableQuery:
         with named_failure(context):
             run_settings = with_knobs(settings, config)
             with warehouse.get_connection() as connection:  # one for every month: DuckDB keeps its cache
@@ -147,10 +146,10 @@ def _plan_asset(settings: Settings) -> dg.AssetsDefinition:
             "measuring are left out."
         ),
         deps=[CUSTOMER_VALUE, CUSTOMER_FEATURES, ACTION_EFFECTS, UPLIFT_VALIDATION, CAMPAIGN_CONTACTS],
-        kinds={"duckdb", "pandas", "scipy"},
+        kinds={storage_kind(settings), "pandas", "scipy"},
         **_snapshot_table(settings, RETENTION_ACTIONS, schema),
     )
-    def retention_actions(context: dg.AssetExecutionContext, config: PlanConfig, warehouse: DuckDBResource) -> TableQuery:
+    def retention_actions(context: dg.AssetExecutionContext, config: PlanConfig, warehouse: WarehouseResource) -> TableQuery:
         with named_failure(context):
             run_settings = with_knobs(settings, config)
             keys = context.partition_keys
@@ -221,10 +220,10 @@ def _summary_asset(settings: Settings) -> dg.AssetsDefinition:
             "and gold.retention_priorities."
         ),
         deps=[CUSTOMER_VALUE, RETENTION_ACTIONS],
-        kinds={"duckdb", "pandas"},
+        kinds={storage_kind(settings), "pandas"},
         **_snapshot_table(settings, RETENTION_SUMMARY, schema, staged=False),
     )
-    def retention_summary(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> pd.DataFrame:
+    def retention_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pd.DataFrame:
         with named_failure(context):
             frames = []
             with warehouse.get_connection() as connection:

@@ -2,7 +2,6 @@
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from churn_assets.core.ingestion.bronze import (
     DATED_COLUMNS,
@@ -26,7 +25,7 @@ from churn_assets.defs.ingestion.new_files import (
 )
 from churn_assets.lib.keys import LANDING_LEDGER, bronze_key
 from churn_assets.lib.metadata import column_schema, dagster_type, preview, table_query_type
-from churn_assets.lib.resources import DUCKDB_POOL
+from churn_assets.lib.resources import DUCKDB_POOL, WarehouseResource, storage_kind
 from churn_assets.lib.staleness import EARLIEST_KEY
 from churn_assets.settings import Settings
 
@@ -41,7 +40,7 @@ FILE_PARTITIONS = {
 }
 
 
-def _ingested_hashes(warehouse: DuckDBResource, source: Source, names: list[str]) -> dict[str, str]:
+def _ingested_hashes(warehouse: WarehouseResource, source: Source, names: list[str]) -> dict[str, str]:
     """{file name: sha256} already in ``bronze.<source>`` for ``names``."""
     with warehouse.get_connection() as connection:
         if not table_exists(connection, "bronze", source.name):
@@ -67,13 +66,13 @@ def _build_bronze_asset(source: Source, settings: Settings) -> dg.AssetsDefiniti
         partitions_def=FILE_PARTITIONS[source.name],
         dagster_type=table_query_type(schema),
         metadata={"partition_expr": "_source_file", "dagster/column_schema": column_schema(schema)},
-        kinds={"duckdb", "pandas", "csv", "parquet"},
+        kinds={storage_kind(settings), "pandas", "csv", "parquet"},
         pool=DUCKDB_POOL,
     )
     def bronze_asset(
         context: dg.AssetExecutionContext,
         config: BronzeIngestConfig,
-        warehouse: DuckDBResource,
+        warehouse: WarehouseResource,
     ) -> TableQuery:
         names = context.partition_keys
         requested_sha = context.run.tags.get(SHA_TAG) if len(names) == 1 else None
@@ -136,7 +135,7 @@ def build_landing_ledger(settings: Settings) -> dg.AssetsDefinition:
         ),
         dagster_type=dagster_type(ledger_schema()),
         metadata={"dagster/column_schema": column_schema(ledger_schema())},
-        kinds={"duckdb", "pandas"},
+        kinds={storage_kind(settings), "pandas"},
         automation_condition=rebuild_when_stale(),
         pool=DUCKDB_POOL,
     )

@@ -1,12 +1,11 @@
 """Asset checks on bronze: lineage columns complete and consistent per file."""
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from churn_assets.core.silver.quality import bronze_lineage_problems_sql
 from churn_assets.core.ingestion.sources import SOURCES
 from churn_assets.defs.ingestion.new_files import bronze_key
-from churn_assets.lib.resources import DUCKDB_POOL
+from churn_assets.lib.resources import DUCKDB_POOL, WarehouseResource
 
 
 def _build_lineage_check(source: str) -> dg.AssetChecksDefinition:
@@ -20,7 +19,7 @@ def _build_lineage_check(source: str) -> dg.AssetChecksDefinition:
         pool=DUCKDB_POOL,
         blocking=True,
     )
-    def lineage_check(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+    def lineage_check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.get_connection() as connection:
             problems = connection.execute(bronze_lineage_problems_sql(f"bronze.{source}")).df()
             files = connection.execute(

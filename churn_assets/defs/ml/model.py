@@ -9,7 +9,6 @@ from datetime import date
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from churn_assets.core.ml import registry
 from churn_assets.core.ml.candidates import dropped_features_table
@@ -51,7 +50,7 @@ from churn_assets.lib.metadata import (
     table_query_type,
 )
 from churn_assets.lib.partitions import snapshot_partitions
-from churn_assets.lib.resources import DUCKDB_POOL
+from churn_assets.lib.resources import DUCKDB_POOL, WarehouseResource, storage_kind
 from churn_assets.settings import Settings
 
 CHAMPION_GATE = "champion_gate"
@@ -106,7 +105,7 @@ def _model_asset(settings: Settings) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def churn_model(
-        context: dg.AssetExecutionContext, config: ModelConfig, warehouse: DuckDBResource
+        context: dg.AssetExecutionContext, config: ModelConfig, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
         with named_failure(context):
             run_settings = with_knobs(settings, config)
@@ -223,12 +222,12 @@ def _predictions_asset(settings: Settings) -> dg.AssetsDefinition:
                 description="Exactly one prediction per customer in the snapshot's features.",
             ),
         ],
-        kinds={"duckdb", "pandas", "mlflow"},
+        kinds={storage_kind(settings), "pandas", "mlflow"},
         pool=DUCKDB_POOL,
         automation_condition=follow_upstream_months(),
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
-    def churn_predictions(context: dg.AssetExecutionContext, config: PredictionsConfig, warehouse: DuckDBResource):
+    def churn_predictions(context: dg.AssetExecutionContext, config: PredictionsConfig, warehouse: WarehouseResource):
         with named_failure(context):
             run_settings = with_knobs(settings, config)
             drifts, coverage, newest = {}, {}, empty_predictions()

@@ -5,7 +5,6 @@ from datetime import date
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from churn_assets.core import tables
 from churn_assets.core.silver.features import customer_features_schema, features_query
@@ -26,7 +25,7 @@ from churn_assets.lib.metadata import (
     table_query_type,
 )
 from churn_assets.lib.partitions import snapshot_partitions
-from churn_assets.lib.resources import DUCKDB_POOL
+from churn_assets.lib.resources import DUCKDB_POOL, WarehouseResource, storage_kind
 from churn_assets.lib.staleness import record_digests
 from churn_assets.settings import Settings
 
@@ -60,12 +59,12 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         ],
         dagster_type=table_query_type(features_schema),
         metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(features_schema)},
-        kinds={"duckdb", "pandas"},
+        kinds={storage_kind(settings), "pandas"},
         automation_condition=refresh_when_data_changes("features", settings.churn_horizon_days),
         pool=DUCKDB_POOL,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
-    def customer_features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> TableQuery:
+    def customer_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> TableQuery:
         with named_failure(context):
             snapshots = _snapshots(context)
             record_digests(context, "features", settings.churn_horizon_days)
@@ -97,12 +96,12 @@ def _snapshot_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         deps=[SILVER_TRANSACTIONS],
         dagster_type=table_query_type(labels_schema),
         metadata={"partition_expr": "snapshot_date", "dagster/column_schema": column_schema(labels_schema)},
-        kinds={"duckdb", "pandas"},
+        kinds={storage_kind(settings), "pandas"},
         automation_condition=refresh_when_data_changes("labels", settings.churn_horizon_days),
         pool=DUCKDB_POOL,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
-    def churn_labels(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> TableQuery:
+    def churn_labels(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> TableQuery:
         with named_failure(context):
             horizon = settings.churn_horizon_days
             record_digests(context, "labels", horizon)
@@ -131,7 +130,7 @@ def _zero_rows_check(name: str, description: str, sql: str, metric: str) -> dg.A
     """A blocking check on the features table that passes when ``sql`` counts zero problems."""
 
     @dg.asset_check(asset=CUSTOMER_FEATURES, name=name, description=description, pool=DUCKDB_POOL, blocking=True)
-    def _check(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.get_connection() as connection:
             problems = connection.execute(sql).fetchall()[0][0]
         return dg.AssetCheckResult(passed=problems == 0, metadata={metric: problems})

@@ -4,7 +4,6 @@ import json
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from churn_assets.core import tables
 from churn_assets.core.silver.schemas import QUARANTINE_REASONS, quarantine_schema, silver_transactions_schema
@@ -25,7 +24,7 @@ from churn_assets.lib.automation import rebuild_when_stale
 from churn_assets.lib.failures import named_failure
 from churn_assets.lib.keys import SILVER_QUARANTINE, SILVER_TRANSACTIONS, bronze_key
 from churn_assets.lib.metadata import column_schema, preview, table_query_type
-from churn_assets.lib.resources import DUCKDB_POOL
+from churn_assets.lib.resources import DUCKDB_POOL, WarehouseResource, storage_kind
 from churn_assets.lib.staleness import (
     DATA_THROUGH_KEY,
     FIRST_ORDER_KEY,
@@ -54,7 +53,7 @@ def _silver_asset(settings: Settings) -> dg.AssetsDefinition:
                 dagster_type=table_query_type(silver_transactions_schema()),
                 description="Typed, validated orders and refunds from every landed file, one row per order id.",
                 metadata={"dagster/column_schema": column_schema(silver_transactions_schema())},
-                kinds={"duckdb", "pandas"},
+                kinds={storage_kind(settings), "pandas"},
                 automation_condition=rebuild_when_stale(),
             ),
             "quarantine": dg.AssetOut(
@@ -65,7 +64,7 @@ def _silver_asset(settings: Settings) -> dg.AssetsDefinition:
                     + ", ".join(QUARANTINE_REASONS) + "."
                 ),
                 metadata={"dagster/column_schema": column_schema(quarantine_schema())},
-                kinds={"duckdb", "pandas"},
+                kinds={storage_kind(settings), "pandas"},
                 automation_condition=rebuild_when_stale(),
             ),
         },
@@ -73,7 +72,7 @@ def _silver_asset(settings: Settings) -> dg.AssetsDefinition:
         group_name="silver",
         pool=DUCKDB_POOL,
     )
-    def silver_transactions(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+    def silver_transactions(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         """Classifies all of bronze once into a staging table; both tables are written from it
         inside DuckDB, and it is dropped after."""
         with named_failure(context):
@@ -127,7 +126,7 @@ def _silver_asset(settings: Settings) -> dg.AssetsDefinition:
     blocking=True,
     pool=DUCKDB_POOL,
 )
-def row_accounting(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+def row_accounting(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.get_connection() as connection:
         source = _bronze_transactions(connection)
         accounting = connection.execute(
