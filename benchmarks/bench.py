@@ -11,6 +11,8 @@ the landing folder, so each starts cold and its peak memory is its own process t
   the instance's event log.
 - ``plain``: ``benchmarks.plain_pipeline``, the same work through the same core functions with no
   Dagster.
+- ``spark`` (``--mode spark`` or ``--mode engines``): the orchestrated run with
+  ``CHURN_ENGINE=spark``, Spark in local mode; its peak memory includes Spark's JVM.
 
 With ``--tables-only`` both stop after the tables computed inside DuckDB (bronze, silver, features
 and labels): the data path whose memory must stay flat as the data grows.
@@ -31,7 +33,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 from churn_assets.cli import positive_int
-from benchmarks.bench_results import MODES, ModeResult, PeakTreeMemory, StepTime, format_results, step_times
+from benchmarks.bench_results import (
+    MODES,
+    SPARK_MODE,
+    ModeResult,
+    PeakTreeMemory,
+    StepTime,
+    format_results,
+    spark_task_memory,
+    step_times,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -122,6 +133,10 @@ def _run_child(mode: str, root: Path, landing: Path, echo, tables_only: bool = F
         **os.environ, "CHURN_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
         "PYTHONPATH": os.pathsep.join(filter(None, (str(REPOSITORY), os.environ.get("PYTHONPATH")))),
     }
+    if mode == SPARK_MODE:  # Spark's event log holds each task's peak execution memory
+        events = home / "spark-events"
+        events.mkdir(parents=True)
+        env["PYSPARK_SUBMIT_ARGS"] = f"--conf spark.eventLog.enabled=true --conf spark.eventLog.dir=file:{events} pyspark-shell"
     echo(f"Running the {mode} pipeline ...")
     command = [sys.executable, "-m", "benchmarks.bench", "--child", mode, "--output", str(output)]
     command += ["--tables-only"] if tables_only else []
@@ -136,6 +151,8 @@ def _run_child(mode: str, root: Path, landing: Path, echo, tables_only: bool = F
         step.peak_rss_mb = memory.peak_between([tuple(span) for span in step.spans])
     output.write_text(json.dumps(asdict(result)))  # with the peaks the child could not see
     echo(f"  {mode}: {result.seconds:.1f} s, peak memory {result.peak_rss_mb:,.0f} MB")
+    if mode == SPARK_MODE:
+        echo(spark_task_memory(home / "spark-events"))
     return result
 
 
@@ -158,9 +175,10 @@ def _child(mode: str, output: Path, tables_only: bool = False) -> int:
     from churn_assets.settings import Settings
 
     quiet_mlflow()
-    settings = Settings.from_env()
+    settings = Settings.from_env(engine="spark") if mode == SPARK_MODE else Settings.from_env()
     started = time.perf_counter()
-    result = _orchestrated(settings, tables_only) if mode == "orchestrated" else _plain(settings, tables_only)
+    result = _plain(settings, tables_only) if mode == "plain" else _orchestrated(settings, tables_only)
+    result.mode = mode
     result.seconds = time.perf_counter() - started
     output.write_text(json.dumps(asdict(result)))
     return 0
@@ -212,7 +230,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         description="time the whole pipeline on N generated transactions, orchestrated and as a plain script",
     )
     parser.add_argument("--transactions", type=positive_int, default=100_000, help="about N transactions (default 100000)")
-    parser.add_argument("--mode", choices=("both", *MODES), default="both")
+    parser.add_argument(
+        "--mode", choices=("both", *MODES, SPARK_MODE, "engines"), default="both",
+        help="both: orchestrated and plain on DuckDB; engines: orchestrated on DuckDB and on Spark",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="keep data and results here (default: a temp folder, removed)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default $CHURN_SEED)")
@@ -220,7 +241,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--tables-only", action="store_true",
         help="stop after the tables computed inside DuckDB (bronze, silver, features, labels)",
     )
-    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)  # one mode, in its own process
+    parser.add_argument("--child", choices=(*MODES, SPARK_MODE), help=argparse.SUPPRESS)  # one mode, in its own process
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -239,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
-    modes = MODES if args.mode == "both" else (args.mode,)
+    modes = {"both": MODES, "engines": ("orchestrated", SPARK_MODE)}.get(args.mode, (args.mode,))
     try:
         run_bench(args.transactions, modes, args.workdir, args.keep, seed, tables_only=args.tables_only)
     except RuntimeError as exc:

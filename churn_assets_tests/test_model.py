@@ -39,9 +39,24 @@ def test_too_little_history_says_what_is_missing():
 
 
 def test_labelled_features_sample_is_seeded_and_bounded():
-    sql = labelled_features_sql((date(2024, 1, 1), date(2024, 2, 1)), max_rows=100, seed=7)
-    assert "limit 100" in sql and "hash(customer_id, snapshot_date, 7)" in sql
-    assert "date '2024-01-01', date '2024-02-01'" in sql
+    import duckdb
+
+    connection = duckdb.connect()
+    connection.execute("create schema silver")
+    connection.execute(
+        "create table silver.customer_features as select timestamp '2024-01-01' + to_months(m) as snapshot_date, "
+        "cast(c as varchar) as customer_id, c * 1.0 as recency_days from range(3) t(m), range(300) u(c)"
+    )
+    connection.execute("create table silver.churn_labels as select snapshot_date, customer_id, 1 as churned from silver.customer_features")
+    snapshots = (date(2024, 1, 1), date(2024, 2, 1))
+
+    def drawn(seed: int) -> list:
+        sql = labelled_features_sql(snapshots, max_rows=100, seed=seed)
+        return connection.execute(f"select snapshot_date, customer_id from ({sql})").fetchall()
+
+    assert len(drawn(7)) == 100 and drawn(7) == drawn(7)
+    assert drawn(8) != drawn(7)
+    assert {str(s)[:10] for s, _ in drawn(7)} <= {"2024-01-01", "2024-02-01"}  # never the third month
 
 
 def test_top_decile_lift_and_risk_segments():

@@ -158,8 +158,13 @@ class WarehouseResource(dg.ConfigurableResource):
             with SparkWarehouse(session, Path(self.spark_root)) as warehouse:
                 yield warehouse
         else:
+            # DuckDBResource retries while another process holds the file, but closes the
+            # connection only after a clean exit; a failed step must not leave it open.
             with DuckDBResource(database=self.database, connection_config=self.connection_config).get_connection() as connection:
-                yield connection
+                try:
+                    yield connection
+                finally:
+                    connection.close()
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
