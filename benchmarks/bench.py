@@ -136,7 +136,10 @@ def _run_child(mode: str, root: Path, landing: Path, echo, tables_only: bool = F
     if mode == SPARK_MODE:  # Spark's event log holds each task's peak execution memory
         events = home / "spark-events"
         events.mkdir(parents=True)
-        env["PYSPARK_SUBMIT_ARGS"] = f"--conf spark.eventLog.enabled=true --conf spark.eventLog.dir=file:{events} pyspark-shell"
+        env["PYSPARK_SUBMIT_ARGS"] = " ".join((
+            "--conf spark.eventLog.enabled=true", f"--conf spark.eventLog.dir=file:{events}",
+            "--conf spark.eventLog.compress=false", "--conf spark.eventLog.rolling.enabled=false", "pyspark-shell",
+        ))
     echo(f"Running the {mode} pipeline ...")
     command = [sys.executable, "-m", "benchmarks.bench", "--child", mode, "--output", str(output)]
     command += ["--tables-only"] if tables_only else []

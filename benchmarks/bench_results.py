@@ -156,8 +156,8 @@ def spark_task_memory(event_logs: Path) -> str:
     """Tasks and their peak execution memory (Spark's own accounting of sorts, aggregations and
     joins in memory), from the event logs Spark wrote under ``event_logs``."""
     peaks = []
-    for log in event_logs.iterdir():
-        with log.open() as handle:
+    for log in (p for p in event_logs.rglob("*") if p.is_file()):
+        with log.open(errors="replace") as handle:
             for line in handle:
                 if '"SparkListenerTaskEnd"' in line:
                     metrics = json.loads(line).get("Task Metrics") or {}

@@ -112,6 +112,30 @@ def test_the_newest_months_predictions_and_plan_are_identical(both, table):
     )
 
 
+def test_landed_timestamps_parse_alike_with_formats_and_a_time_zone(both, tmp_path):
+    """Timestamp rules the sample does not use: strptime formats (the UCI export's, a compact
+    date) and a zone for times without an offset, on text as odd as exports hold."""
+    import duckdb
+
+    from churn_assets.core.ingestion.sources import TimestampRules, timestamp_sql
+    from churn_assets.core.spark.warehouse import SparkWarehouse, spark_session
+
+    texts = ["12/1/2010 8:26", "01/12/2011 17:05", "13/1/2011 8:26", "20240905", "2024-03-31 02:30:00",
+             "2024-10-27 02:30", "2024-09-02T10:00:00+02:00", "2024-09-02 10:00:00 -0500", "2024-9-5", "", None, "yesterday"]
+    rules = TimestampRules(formats=("%m/%d/%Y %H:%M", "%Y%m%d"), timezone="Europe/Berlin")
+    sql = f"select t, {timestamp_sql('t', rules)} as parsed from landed order by t"
+    frame = pd.DataFrame({"t": pd.array(texts, dtype="string")})
+    with duckdb.connect() as duck:
+        duck.register("landed", frame)
+        expected = duck.sql(sql).to_arrow_table().to_pandas()
+    with SparkWarehouse(spark_session(), tmp_path / "spark") as spark:
+        spark.register("landed", frame)
+        found = spark.sql(sql).to_arrow_table().to_pandas()
+    pd.testing.assert_frame_equal(expected.sort_values("t", na_position="first").reset_index(drop=True),
+                                  found.sort_values("t", na_position="first").reset_index(drop=True), check_exact=True)
+    assert expected["parsed"].notna().sum() >= 7
+
+
 def test_spark_wrote_parquet_folders_and_no_duckdb_file(both):
     spark = both["spark"]
     assert not spark.warehouse_path.exists()

@@ -30,12 +30,7 @@ _TIMESTAMPS = (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPNTZ, exp.
 
 class ChurnSpark(Spark):
     class Generator(Spark.Generator):
-        TYPE_MAPPING = {
-            **Spark.Generator.TYPE_MAPPING,
-            exp.DataType.Type.TIMESTAMP: "TIMESTAMP",
-            exp.DataType.Type.TIMESTAMPTZ: "TIMESTAMP",
-            exp.DataType.Type.INT128: "DECIMAL(38, 0)",
-        }
+        TYPE_MAPPING = {**Spark.Generator.TYPE_MAPPING, exp.DataType.Type.INT128: "DECIMAL(38, 0)"}
 
         def datatype_sql(self, expression: exp.DataType) -> str:
             if expression.is_type(*_TIMESTAMPS):
