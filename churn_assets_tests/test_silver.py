@@ -212,17 +212,23 @@ def test_times_with_an_offset_become_utc_and_the_same_instant_relanded_is_an_exa
 
 def test_times_without_an_offset_are_taken_in_the_configured_time_zone():
     """CHURN_TIMEZONE=Europe/Berlin: a naive 10:00 in March is 09:00 UTC, in July 08:00 UTC; a
-    time with its own offset keeps it; a date is midnight in Berlin."""
+    time with its own offset keeps it, a space before the offset or not; a date is midnight in
+    Berlin; 02:30 on the night clocks go back, which happens twice, is the first of the two."""
     rows = [
         ("Z1", "1", "2024-03-05 10:00:00", "10", None, "a.csv", 1),
         ("Z2", "2", "2024-07-05 10:00:00", "10", None, "a.csv", 2),
         ("Z3", "3", "2024-07-05T10:00:00Z", "10", None, "a.csv", 3),
         ("Z4", "4", "2024-07-05", "10", None, "a.csv", 4),
+        ("Z5", "5", "2024-07-05 10:00:00 -0500", "10", None, "a.csv", 5),
+        ("Z6", "6", "2024-10-27 02:30:00", "10", None, "a.csv", 6),
+        ("Z7", "7", "2024-10-27 03:30:00", "10", None, "a.csv", 7),
     ]
     silver, _ = _silver_and_quarantine(rows, "amount, quantity", timezone="Europe/Berlin")
     assert silver["order_ts"].to_dict() == {
         "Z1": pd.Timestamp("2024-03-05 09:00:00"), "Z2": pd.Timestamp("2024-07-05 08:00:00"),
         "Z3": pd.Timestamp("2024-07-05 10:00:00"), "Z4": pd.Timestamp("2024-07-04 22:00:00"),
+        "Z5": pd.Timestamp("2024-07-05 15:00:00"), "Z6": pd.Timestamp("2024-10-27 00:30:00"),
+        "Z7": pd.Timestamp("2024-10-27 02:30:00"),
     }
 
 

@@ -114,14 +114,16 @@ def test_the_newest_months_predictions_and_plan_are_identical(both, table):
 
 def test_landed_timestamps_parse_alike_with_formats_and_a_time_zone(both, tmp_path):
     """Timestamp rules the sample does not use: strptime formats (the UCI export's, a compact
-    date) and a zone for times without an offset, on text as odd as exports hold."""
+    date) and a zone for times without an offset, on text as odd as exports hold: the hour that
+    repeats when clocks go back, the hour after it, offsets after a space."""
     import duckdb
 
     from churn_assets.core.ingestion.sources import TimestampRules, timestamp_sql
     from churn_assets.core.spark.warehouse import SparkWarehouse, spark_session
 
     texts = ["12/1/2010 8:26", "01/12/2011 17:05", "13/1/2011 8:26", "20240905", "2024-03-31 02:30:00",
-             "2024-10-27 02:30", "2024-09-02T10:00:00+02:00", "2024-09-02 10:00:00 -0500", "2024-9-5", "", None, "yesterday"]
+             "2024-10-27 02:30", "2024-10-27 03:30", "2024-09-02T10:00:00+02:00", "2024-09-02 10:00:00 -0500",
+             "2024-09-02 10:00:00 +05:30", "2024-9-5", "", None, "yesterday"]
     rules = TimestampRules(formats=("%m/%d/%Y %H:%M", "%Y%m%d"), timezone="Europe/Berlin")
     sql = f"select t, {timestamp_sql('t', rules)} as parsed from landed order by t"
     frame = pd.DataFrame({"t": pd.array(texts, dtype="string")})

@@ -121,11 +121,21 @@ def timestamp_sql(text: str, rules: TimestampRules = TimestampRules()) -> str:
         listed = ", ".join("'" + f.replace("'", "''") + "'" for f in rules.formats)
         naive = f"coalesce({naive}, try_strptime({value}, [{listed}]))"
     if rules.timezone != "UTC":
-        zone = rules.timezone.replace("'", "''")
-        naive = f"(timezone('{zone}', {naive}) at time zone 'UTC')"
-    # A plain cast to TIMESTAMP drops the offset and keeps the wall-clock time.
+        naive = _wall_clock_to_utc(naive, rules.timezone.replace("'", "''"))
+    # A plain cast to TIMESTAMP drops the offset and keeps the wall-clock time; a space before
+    # the offset is dropped first, since engines differ on whether they take it.
+    offset = f"regexp_replace({value}, '\\s+([Zz]|[+-][0-9:]+)$', '\\1')"
     return (
         f"case when regexp_matches({value}, '{_OFFSET_AFTER_TIME}') "
-        f"then try_cast({value} as timestamptz) at time zone 'UTC' "
+        f"then try_cast({offset} as timestamptz) at time zone 'UTC' "
         f"else {naive} end"
     )
+
+
+def _wall_clock_to_utc(naive: str, zone: str) -> str:
+    """SQL for the UTC instant of wall-clock time ``naive`` in ``zone``. In the hour that repeats
+    when clocks go back it is the earlier instant (engines pick differently on their own): an hour
+    before the engine's pick, if that instant reads the same on the clock."""
+    picked = f"(timezone('{zone}', {naive}) at time zone 'UTC')"
+    earlier = f"({picked} - interval 1 hour)"
+    return f"(case when timezone('{zone}', timezone('UTC', {earlier})) = {naive} then {earlier} else {picked} end)"

@@ -8,7 +8,8 @@ Each rewrite keeps the DuckDB meaning, so both engines return the same rows:
 - ``try_strptime(text, [formats])`` is the first format that parses, through ``try_to_timestamp``
   with the formats in Java's pattern letters;
 - ``timezone(zone, naive) at time zone 'UTC'`` (a wall-clock time in ``zone``, as UTC) is
-  ``to_utc_timestamp``;
+  ``to_utc_timestamp``, and ``timezone(zone, timezone('UTC', instant))`` (the wall-clock time in
+  ``zone`` of a UTC instant) is ``from_utc_timestamp``;
 - ``isfinite``, ``epoch_us`` and ``hugeint`` have Spark spellings, and a group in a
   ``regexp_replace`` replacement is ``$1`` rather than ``\\1``;
 - ``with ... as materialized`` drops the hint, which Spark does not take.
@@ -90,6 +91,10 @@ def _rewrite_functions(node: exp.Expression) -> exp.Expression:
 
 
 def _rewrite(node: exp.Expression) -> exp.Expression:
+    if _anonymous_name(node) == "timezone" and _anonymous_name(node.expressions[1]) == "timezone":
+        zone, (utc, instant) = node.expressions[0], node.expressions[1].expressions
+        if utc.name.upper() == "UTC":  # the wall-clock time in ``zone`` of a UTC instant
+            return exp.Anonymous(this="from_utc_timestamp", expressions=[instant.copy(), zone.copy()])
     if isinstance(node, exp.AtTimeZone) and _anonymous_name(node.this) == "timezone":
         zone, naive = node.this.expressions
         return exp.Anonymous(this="to_utc_timestamp", expressions=[naive.copy(), zone.copy()])
@@ -115,8 +120,12 @@ def _to_spark(sql: str, table_name) -> tuple[str, ...]:
     for statement in sqlglot.parse(sql, read="duckdb"):
         if statement is None:
             continue
-        # Functions first, then what wraps them: a rewrite copies its arguments as they are.
-        statement = statement.transform(_rewrite_functions).transform(_rewrite)
+        # A rewritten node's arguments are copied as they are, so rewrite until nothing changes.
+        for _ in range(8):
+            rewritten = statement.transform(_rewrite_functions).transform(_rewrite)
+            if rewritten == statement:
+                break
+            statement = rewritten
         if table_name is not None:
             statement = statement.transform(functools.partial(_rename_table, table_name))
         out.append(statement.sql(dialect=ChurnSpark))
