@@ -119,7 +119,8 @@ def test_landed_timestamps_parse_alike_with_formats_and_a_time_zone(both, tmp_pa
     import duckdb
 
     from churn_assets.core.ingestion.sources import TimestampRules, timestamp_sql
-    from churn_assets.core.spark.warehouse import SparkWarehouse, spark_session
+    from churn_assets.core.spark.session import spark_session
+    from churn_assets.core.spark.warehouse import SparkWarehouse
 
     texts = ["12/1/2010 8:26", "01/12/2011 17:05", "13/1/2011 8:26", "20240905", "2024-03-31 02:30:00",
              "2024-10-27 02:30", "2024-10-27 03:30", "2024-09-02T10:00:00+02:00", "2024-09-02 10:00:00 -0500",

@@ -152,7 +152,8 @@ class WarehouseResource(dg.ConfigurableResource):
     @contextmanager
     def get_connection(self):
         if self.engine == "spark":
-            from churn_assets.core.spark.warehouse import SparkWarehouse, spark_session
+            from churn_assets.core.spark.session import spark_session
+            from churn_assets.core.spark.warehouse import SparkWarehouse
 
             session = spark_session(self.spark_master, self.spark_driver_memory)
             with SparkWarehouse(session, Path(self.spark_root)) as warehouse:

@@ -16,7 +16,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from churn_assets.core.spark.warehouse import SparkWarehouse, spark_session
+from churn_assets.core.spark.session import spark_session
+from churn_assets.core.spark.warehouse import SparkWarehouse
 from churn_assets.core.table_query import TableQuery, write_table_query
 from churn_assets.lib.resources import table_query_metadata, written_metadata
 
