@@ -36,7 +36,7 @@ def realised_value_sql(
     ``max_rows``, drawn by a seeded hash (``seeded_draw_sql``)."""
     listed = ", ".join(f"date '{s.isoformat()}'" for s in snapshots) or "null"
     order = (
-        f"{seeded_draw_sql(seed, 'customer_id', 'snapshot_date')}, customer_id" if max_rows else "snapshot_date, customer_id"
+        f"{seeded_draw_sql(seed)}, customer_id" if max_rows else "snapshot_date, customer_id"
     )
     # The customers are drawn on the key columns first, so only their orders are summed and only
     # their feature rows are read whole (grouping every feature row of a year of snapshots by all

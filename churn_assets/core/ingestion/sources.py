@@ -82,13 +82,10 @@ def cents_sql(value: str) -> str:
     return f"cast(round(try_cast({value} as decimal(38, 9)), 2) as double)"
 
 
-def seeded_draw_sql(seed: int, *columns: str) -> str:
-    """SQL ordering rows by a seeded hash of ``columns`` (text or timestamps), the same on every
+def seeded_draw_sql(seed: int, key: str = "customer_id", timestamp: str = "snapshot_date") -> str:
+    """SQL ordering rows by a seeded hash of a text ``key`` and a ``timestamp``, the same on every
     engine: an md5 of their text, since each engine's own ``hash`` differs."""
-    parts = " || '|' || ".join(
-        f"strftime({c}, '%Y-%m-%d %H:%M:%S')" if c.endswith(("_date", "_ts")) else f"cast({c} as varchar)" for c in columns
-    )
-    return f"md5({parts} || '|{int(seed)}')"
+    return f"md5(cast({key} as varchar) || '|' || strftime({timestamp}, '%Y-%m-%d %H:%M:%S') || '|{int(seed)}')"
 
 
 # Earliest and latest timestamps every engine holds, for open ends of validity spans.

@@ -111,13 +111,7 @@ class SparkWarehouse:
 
         folder = self.location(schema, name)
         if column is None:
-            staged = folder.parent / f".{name}.{uuid.uuid4().hex}"
-            frame.write.parquet(str(staged / "all"))
-            aside = folder.parent / f".{name}.{uuid.uuid4().hex}"
-            if folder.exists():
-                folder.rename(aside)
-            staged.rename(folder)
-            shutil.rmtree(aside, ignore_errors=True)
+            self._replace_folder(folder, frame)
             return
         folder.mkdir(parents=True, exist_ok=True)
         staged = folder / f".staged-{uuid.uuid4().hex}"
@@ -197,11 +191,18 @@ class SparkWarehouse:
 
     def _write(self, table: exp.Table, select: str) -> int:
         """Replace ``table`` with ``select``'s rows: written aside, then moved in."""
-        folder = self.location(table.db, table.name)
+        return self._replace_folder(self.location(table.db, table.name), self.frame(select))
+
+    def _replace_folder(self, folder: Path, frame) -> int:
+        """``frame``'s rows as the whole of ``folder``: written beside it, the old folder moved
+        aside, the new one renamed in, the old one removed. Returns the rows written."""
         staged = folder.parent / f".{folder.name}.{uuid.uuid4().hex}"
-        rows = self._observed_write(self.frame(select), staged / "all")
-        shutil.rmtree(folder, ignore_errors=True)
+        rows = self._observed_write(frame, staged / "all")
+        aside = folder.parent / f".{folder.name}.{uuid.uuid4().hex}"
+        if folder.exists():
+            folder.rename(aside)
         staged.rename(folder)
+        shutil.rmtree(aside, ignore_errors=True)
         return rows
 
     def _append(self, table: exp.Table, select: str) -> int:
